@@ -1,0 +1,56 @@
+"""Errors raised by nbtrack. Each one names the thing, the problem and what to do."""
+
+from __future__ import annotations
+
+
+class NbtrackError(Exception):
+    """Base class of every error nbtrack raises on purpose."""
+
+
+class NotFoundError(NbtrackError, LookupError):
+    """An experiment, run, artifact or model that does not exist."""
+
+
+class ParamConflictError(NbtrackError, ValueError):
+    """A param logged again on the same run with a different value."""
+
+    def __init__(self, run_id: str, key: str, old: str, new: str) -> None:
+        super().__init__(
+            f"Param {key!r} of run {run_id} is already {old!r}; it cannot change to {new!r}. "
+            "Params are immutable once logged: start a new run for the new value, "
+            "or log it under another key."
+        )
+        self.run_id, self.key, self.old, self.new = run_id, key, old, new
+
+
+class InvalidValueError(NbtrackError, ValueError):
+    """A value of the wrong type or shape."""
+
+
+class FilterSyntaxError(NbtrackError, ValueError):
+    """A search filter or order-by clause that does not parse."""
+
+    def __init__(self, text: str, position: int, message: str) -> None:
+        pointer = " " * position + "^"
+        super().__init__(f"{message} at position {position}:\n  {text}\n  {pointer}")
+        self.text, self.position, self.reason = text, position, message
+
+
+class StoreError(NbtrackError):
+    """The store cannot be opened or written."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer nbtrack."""
+
+
+class NotAStoreError(StoreError):
+    """A file at the store's path that is not an nbtrack store."""
+
+
+class StoreBusyError(StoreError):
+    """Another program kept the store locked for longer than the timeout."""
+
+
+class ArtifactPathError(NbtrackError, ValueError):
+    """An artifact path that is absolute or would escape the run's artifact folder."""

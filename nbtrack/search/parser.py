@@ -1,0 +1,350 @@
+"""Parse MLflow's run-filter grammar, extended with OR, NOT and parentheses.
+
+Grammar (keywords are case-insensitive)::
+
+    filter     := or_expr
+    or_expr    := and_expr ("OR" and_expr)*
+    and_expr   := not_expr ("AND" not_expr)*
+    not_expr   := "NOT" not_expr | "(" or_expr ")" | clause
+    clause     := identifier comparator value
+                | identifier "IS" ["NOT"] "NULL"
+                | identifier ["NOT"] "IN" "(" string ("," string)* ")"
+    identifier := [prefix "."] key        prefix: metrics, params, tags, attributes, dataset
+                                            (and MLflow's aliases: metric, param, parameter, ...)
+    key        := name | `quoted name` | "quoted name"
+
+The parser only builds a tree (``nbtrack.search.ast``); the store compiles that tree to
+parameterised SQL, so no text of a filter ever reaches a query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nbtrack.exceptions import FilterSyntaxError
+from nbtrack.search.ast import (
+    ATTRIBUTE,
+    ATTRIBUTE_ALIASES,
+    DATASET,
+    DATASET_FIELDS,
+    METRIC,
+    NUMERIC_ATTRIBUTES,
+    PARAM,
+    STRING_ATTRIBUTES,
+    TAG,
+    And,
+    Comparison,
+    Node,
+    Not,
+    Or,
+    OrderKey,
+)
+
+PREFIXES = {
+    "metric": METRIC,
+    "metrics": METRIC,
+    "param": PARAM,
+    "params": PARAM,
+    "parameter": PARAM,
+    "parameters": PARAM,
+    "tag": TAG,
+    "tags": TAG,
+    "attribute": ATTRIBUTE,
+    "attributes": ATTRIBUTE,
+    "attr": ATTRIBUTE,
+    "run": ATTRIBUTE,
+    "dataset": DATASET,
+    "datasets": DATASET,
+}
+KEYWORDS = {"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE"}
+NUMERIC_OPS = ("=", "!=", "<", "<=", ">", ">=")
+STRING_OPS = ("=", "!=", "LIKE", "ILIKE")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)\b", re.I)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Token:
+    """A lexical unit: ``kind`` is one of name, string, number, op, punct, keyword, end."""
+
+    kind: str
+    text: str
+    value: object
+    position: int
+
+
+def _read_quoted(text: str, start: int) -> tuple[str, int]:
+    """Read a quoted run starting at ``start``; a doubled or backslashed quote escapes itself."""
+    quote = text[start]
+    out, i = [], start + 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+        elif ch == quote:
+            if i + 1 < len(text) and text[i + 1] == quote:
+                out.append(quote)
+                i += 2
+            else:
+                return "".join(out), i + 1
+        else:
+            out.append(ch)
+            i += 1
+    raise FilterSyntaxError(text, start, f"Unclosed {quote} quote")
+
+
+def _read_identifier(text: str, start: int) -> tuple[list[str], int]:
+    """Read ``prefix.key`` where each dotted part may be plain, `backticked` or "quoted"."""
+    parts, i = [], start
+    while True:
+        if (i < len(text) and text[i] in "`\"" and parts) or (i < len(text) and text[i] == "`"):
+            part, i = _read_quoted(text, i)
+        else:
+            match = _NAME.match(text, i)
+            if not match:
+                raise FilterSyntaxError(text, i, "Expected a key name after '.'")
+            part, i = match.group(), match.end()
+        parts.append(part)
+        if i < len(text) and text[i] == "." and i + 1 < len(text) and text[i + 1] not in " \t":
+            i += 1
+            continue
+        return parts, i
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split a filter into tokens, each with its position for error messages."""
+    tokens: list[Token] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch in "(),":
+            tokens.append(Token("punct", ch, ch, i))
+            i += 1
+        elif text.startswith(("!=", "<>", "<=", ">=", "=="), i):
+            op = {"<>": "!=", "==": "="}.get(text[i : i + 2], text[i : i + 2])
+            tokens.append(Token("op", text[i : i + 2], op, i))
+            i += 2
+        elif ch in "=<>":
+            tokens.append(Token("op", ch, ch, i))
+            i += 1
+        elif ch in "'\"":
+            value, end = _read_quoted(text, i)
+            tokens.append(Token("string", text[i:end], value, i))
+            i = end
+        elif ch == "`" or ch.isalpha() or ch == "_":
+            word = _NAME.match(text, i)
+            if word and word.group().upper() in KEYWORDS and (
+                word.end() == len(text) or text[word.end()] != "."
+            ):
+                tokens.append(Token("keyword", word.group(), word.group().upper(), i))
+                i = word.end()
+                continue
+            number = _NUMBER.match(text, i)
+            if number and number.end() == (word.end() if word else -1):
+                tokens.append(Token("number", number.group(), float(number.group()), i))
+                i = number.end()
+                continue
+            parts, end = _read_identifier(text, i)
+            tokens.append(Token("name", text[i:end], parts, i))
+            i = end
+        else:
+            number = _NUMBER.match(text, i)
+            if not number:
+                raise FilterSyntaxError(text, i, f"Unexpected character {ch!r}")
+            tokens.append(Token("number", number.group(), float(number.group()), i))
+            i = number.end()
+    tokens.append(Token("end", "", None, len(text)))
+    return tokens
+
+
+def resolve_identifier(text: str, token: Token) -> tuple[str, str]:
+    """Turn identifier parts into ``(entity, key)``, checking prefixes and attribute names."""
+    parts: list[str] = token.value  # type: ignore[assignment]
+    if len(parts) > 1 and parts[0].lower() in PREFIXES:
+        entity, key = PREFIXES[parts[0].lower()], ".".join(parts[1:])
+    else:
+        entity, key = ATTRIBUTE, ".".join(parts)
+    if entity == ATTRIBUTE:
+        key = ATTRIBUTE_ALIASES.get(key.lower(), key.lower())
+        if key not in STRING_ATTRIBUTES and key not in NUMERIC_ATTRIBUTES:
+            known = ", ".join(STRING_ATTRIBUTES + NUMERIC_ATTRIBUTES)
+            raise FilterSyntaxError(
+                text,
+                token.position,
+                f"Unknown attribute {key!r}: use metrics.<key>, params.<key>, tags.<key>, "
+                f"or one of the attributes {known}",
+            )
+    elif entity == DATASET and key.lower() not in DATASET_FIELDS:
+        raise FilterSyntaxError(
+            text, token.position, f"Unknown dataset field {key!r}: use {', '.join(DATASET_FIELDS)}"
+        )
+    elif entity == DATASET:
+        key = key.lower()
+    if not key:
+        raise FilterSyntaxError(text, token.position, "Expected a key after the prefix")
+    return entity, key
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.pos = 0
+
+    @property
+    def current(self) -> Token:
+        return self.tokens[self.pos]
+
+    def fail(self, message: str, token: Token | None = None) -> FilterSyntaxError:
+        token = token or self.current
+        found = "the end of the filter" if token.kind == "end" else repr(token.text)
+        return FilterSyntaxError(self.text, token.position, f"{message}, found {found}")
+
+    def accept_keyword(self, *words: str) -> bool:
+        if self.current.kind == "keyword" and self.current.value in words:
+            self.pos += 1
+            return True
+        return False
+
+    def expect_punct(self, ch: str) -> None:
+        if self.current.kind != "punct" or self.current.value != ch:
+            raise self.fail(f"Expected {ch!r}")
+        self.pos += 1
+
+    def parse(self) -> Node:
+        node = self.or_expr()
+        if self.current.kind != "end":
+            raise self.fail("Expected AND, OR or the end of the filter")
+        return node
+
+    def or_expr(self) -> Node:
+        items = [self.and_expr()]
+        while self.accept_keyword("OR"):
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def and_expr(self) -> Node:
+        items = [self.not_expr()]
+        while self.accept_keyword("AND"):
+            items.append(self.not_expr())
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def not_expr(self) -> Node:
+        if self.accept_keyword("NOT"):
+            return Not(self.not_expr())
+        if self.current.kind == "punct" and self.current.value == "(":
+            self.pos += 1
+            node = self.or_expr()
+            self.expect_punct(")")
+            return node
+        return self.clause()
+
+    def clause(self) -> Comparison:
+        token = self.current
+        if token.kind != "name":
+            raise self.fail("Expected an identifier such as metrics.rmse, params.alpha or status")
+        self.pos += 1
+        entity, key = resolve_identifier(self.text, token)
+        if self.accept_keyword("IS"):
+            negated = self.accept_keyword("NOT")
+            if not self.accept_keyword("NULL"):
+                raise self.fail("Expected NULL after IS")
+            return Comparison(entity, key, "IS NOT NULL" if negated else "IS NULL", None,
+                              token.position)
+        if self.accept_keyword("NOT"):
+            if not self.accept_keyword("IN"):
+                raise self.fail("Expected IN after NOT")
+            return self.in_clause(entity, key, "NOT IN", token)
+        if self.accept_keyword("IN"):
+            return self.in_clause(entity, key, "IN", token)
+        op_token = self.current
+        if op_token.kind == "op" or (op_token.kind == "keyword" and op_token.value in ("LIKE", "ILIKE")):
+            op = op_token.value
+        else:
+            raise self.fail("Expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, IS)")
+        self.pos += 1
+        numeric = entity == METRIC or (entity == ATTRIBUTE and key in NUMERIC_ATTRIBUTES)
+        allowed = NUMERIC_OPS if numeric else STRING_OPS
+        if op not in allowed:
+            raise self.fail(
+                f"{op} does not apply to {token.text}, which takes {' '.join(allowed)}", op_token
+            )
+        value_token = self.current
+        if numeric:
+            if value_token.kind != "number":
+                raise self.fail(f"Expected a number to compare {token.text} with")
+        elif value_token.kind != "string":
+            hint = f" (write {token.text} {op} '{value_token.text}')" if value_token.text else ""
+            raise self.fail(f"Expected a quoted string to compare {token.text} with{hint}")
+        self.pos += 1
+        return Comparison(entity, key, op, value_token.value, token.position)
+
+    def in_clause(self, entity: str, key: str, op: str, token: Token) -> Comparison:
+        if entity in (METRIC, PARAM, TAG) or key in NUMERIC_ATTRIBUTES:
+            raise self.fail(f"{op} applies only to text attributes and dataset fields, not to "
+                            f"{token.text}", token)
+        self.expect_punct("(")
+        values = []
+        while True:
+            if self.current.kind != "string":
+                raise self.fail("Expected a quoted string in the IN list")
+            values.append(self.current.value)
+            self.pos += 1
+            if self.current.kind == "punct" and self.current.value == ",":
+                self.pos += 1
+                continue
+            self.expect_punct(")")
+            return Comparison(entity, key, op, tuple(values), token.position)
+
+
+def parse_filter(text: str | None) -> Node | None:
+    """Parse a filter string into a tree; an empty filter gives None.
+
+    Raises:
+        FilterSyntaxError: naming the position and what was expected there.
+
+    """
+    if text is None or not str(text).strip():
+        return None
+    return _Parser(str(text)).parse()
+
+
+def parse_order_by(order_by: str | Iterable[str] | None) -> list[OrderKey]:
+    """Parse order-by keys such as ``["metrics.rmse ASC", "start_time DESC"]``.
+
+    A single string may hold several keys separated by commas.
+    """
+    if order_by is None:
+        return []
+    clauses = [order_by] if isinstance(order_by, str) else list(order_by)
+    keys: list[OrderKey] = []
+    for clause in clauses:
+        tokens = tokenize(str(clause))
+        i = 0
+        while tokens[i].kind != "end":
+            token = tokens[i]
+            if token.kind != "name":
+                found = repr(token.text) if token.kind != "end" else "the end"
+                raise FilterSyntaxError(
+                    str(clause), token.position,
+                    f"Expected a key such as metrics.rmse to order by, found {found}",
+                )
+            entity, key = resolve_identifier(str(clause), token)
+            i += 1
+            ascending = True
+            if tokens[i].kind == "name" and tokens[i].text.upper() in ("ASC", "DESC"):
+                ascending = tokens[i].text.upper() == "ASC"
+                i += 1
+            keys.append(OrderKey(entity, key, ascending))
+            if tokens[i].kind == "punct" and tokens[i].value == ",":
+                i += 1
+            elif tokens[i].kind != "end":
+                raise FilterSyntaxError(
+                    str(clause), tokens[i].position, "Expected ASC, DESC or ',' after the key"
+                )
+    return keys

@@ -1,0 +1,156 @@
+"""The one interface every store implements; the Client talks to nothing else.
+
+A backend (the embedded DuckDB file today, DuckLake for teams later) is chosen by tracking URI in
+``nbtrack.store.registry``. Writes of run values may be buffered by a store: every read method
+must first make the caller's own earlier writes visible.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from nbtrack.entities import Experiment, Run
+
+
+class Store(ABC):
+    """Experiments, runs and their values, artifacts index and inputs."""
+
+    uri: str
+    artifact_root: Path
+
+    # experiments -------------------------------------------------------------------------
+    @abstractmethod
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict | None = None
+    ) -> str:
+        """Create an experiment and return its id; raise if the name is taken."""
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """Return an experiment by id or raise NotFoundError."""
+
+    @abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """Return an experiment by name, or None."""
+
+    @abstractmethod
+    def search_experiments(
+        self, view_type: int, max_results: int | None, name_like: str | None = None
+    ) -> list[Experiment]:
+        """Experiments in a lifecycle view, oldest first."""
+
+    @abstractmethod
+    def set_experiment_lifecycle(self, experiment_id: str, stage: str) -> None:
+        """Move an experiment to ``active`` or ``deleted``."""
+
+    @abstractmethod
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Give an experiment a new, unused name."""
+
+    @abstractmethod
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        """Set a tag on an experiment."""
+
+    # runs --------------------------------------------------------------------------------
+    @abstractmethod
+    def create_run(self, row: dict[str, Any]) -> None:
+        """Record a new run (columns as in ``batch_writer.RUN_COLUMNS``)."""
+
+    @abstractmethod
+    def update_run(self, run_id: str, changes: dict[str, Any]) -> None:
+        """Change a run's status, end time, name or description."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """Return a run with its latest metrics, params, tags, inputs and source."""
+
+    @abstractmethod
+    def run_exists(self, run_id: str) -> bool:
+        """Whether a run with this id exists."""
+
+    @abstractmethod
+    def get_params(self, run_id: str) -> dict[str, str]:
+        """A run's params as stored (without pending writes of other processes)."""
+
+    @abstractmethod
+    def add_params(self, run_id: str, items: list[tuple[str, str]]) -> None:
+        """Record params already checked for conflicts."""
+
+    @abstractmethod
+    def set_tags(self, run_id: str, items: list[tuple[str, str | None]]) -> None:
+        """Set tags; a value of None deletes the tag."""
+
+    @abstractmethod
+    def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
+        """Record one metric value (the hot path: buffered)."""
+
+    @abstractmethod
+    def add_metrics(self, rows: list[tuple[str, str, float, int, int]]) -> None:
+        """Record metric rows ``(run_id, key, value, step, timestamp)``."""
+
+    @abstractmethod
+    def get_metric_history(self, run_id: str, key: str):
+        """A metric's full history, ordered by step then timestamp."""
+
+    @abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None,
+        view_type: int,
+        max_results: int,
+        order_by: list[str] | None,
+        page_token: str | None,
+    ) -> tuple[list[Run], str | None]:
+        """A page of runs matching a filter, and the token for the next page."""
+
+    @abstractmethod
+    def search_runs_frame(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None,
+        view_type: int,
+        max_results: int,
+        order_by: list[str] | None,
+    ):
+        """The same search as a pandas DataFrame with MLflow's columns."""
+
+    @abstractmethod
+    def set_run_lifecycle(self, run_id: str, stage: str) -> None:
+        """Move a run to ``active`` or ``deleted``."""
+
+    # artifacts, inputs, environments -----------------------------------------------------
+    @abstractmethod
+    def add_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
+        """Index an artifact file that was copied into the run's folder."""
+
+    @abstractmethod
+    def get_artifact_index(self, run_id: str) -> dict[str, tuple[int, str]]:
+        """``{path: (size, sha256)}`` for a run's artifacts."""
+
+    @abstractmethod
+    def add_input(self, run_id: str, dataset: dict, context: str | None) -> None:
+        """Record that a run used a dataset."""
+
+    @abstractmethod
+    def add_environment(self, env_hash: str, env: dict) -> None:
+        """Record an environment once per distinct hash."""
+
+    @abstractmethod
+    def get_environment(self, env_hash: str) -> dict | None:
+        """An environment by hash: python version, platform and packages."""
+
+    # whole store -------------------------------------------------------------------------
+    @abstractmethod
+    def sql(self, query: str, parameters: list | None = None):
+        """Run one read-only SELECT over the documented views; return a DataFrame."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Write everything pending now; raise if it cannot be written."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release every resource."""

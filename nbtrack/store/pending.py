@@ -1,0 +1,127 @@
+"""What a process has logged but not yet written: appended in microseconds, written in batches."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Batch:
+    """A set of writes that goes to the store in one transaction, in this order."""
+
+    environments: dict[str, dict] = field(default_factory=dict)
+    runs: dict[str, dict] = field(default_factory=dict)
+    run_updates: dict[str, dict] = field(default_factory=dict)
+    params: list[tuple[str, str, str]] = field(default_factory=list)
+    tags: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    metrics: list[tuple[str, str, float, int, int]] = field(default_factory=list)
+    artifacts: list[tuple[str, str, int, str, int]] = field(default_factory=list)
+    datasets: dict[tuple[str, str], dict] = field(default_factory=dict)
+    inputs: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.environments) + len(self.runs) + len(self.run_updates) + len(self.params)
+            + len(self.tags) + len(self.metrics) + len(self.artifacts) + len(self.inputs)
+        )
+
+    def absorb(self, newer: Batch) -> None:
+        """Fold a later batch into this one, keeping the order of effects."""
+        self.environments.update(newer.environments)
+        for run_id, row in newer.runs.items():
+            self.runs[run_id] = row
+        for run_id, changes in newer.run_updates.items():
+            self._update_run(run_id, changes)
+        self.params.extend(newer.params)
+        self.tags.update(newer.tags)
+        self.metrics.extend(newer.metrics)
+        self.artifacts.extend(newer.artifacts)
+        self.datasets.update(newer.datasets)
+        self.inputs.extend(newer.inputs)
+
+    def _update_run(self, run_id: str, changes: dict) -> None:
+        row = self.runs.get(run_id)
+        if row is not None:
+            row.update(changes)
+        else:
+            self.run_updates.setdefault(run_id, {}).update(changes)
+
+
+class PendingWrites:
+    """A thread-safe buffer of writes. ``take()`` hands the whole buffer to a flush."""
+
+    def __init__(self, on_size: callable, size_threshold: int = 50_000) -> None:
+        self._lock = threading.Lock()
+        self._batch = Batch()
+        self._on_size = on_size
+        self.size_threshold = size_threshold
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def take(self) -> Batch:
+        """Remove and return everything pending."""
+        with self._lock:
+            batch, self._batch = self._batch, Batch()
+        return batch
+
+    def put_back(self, batch: Batch) -> None:
+        """Return a batch that could not be written, ahead of anything logged since."""
+        with self._lock:
+            batch.absorb(self._batch)
+            self._batch = batch
+
+    def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
+        """Append one metric value: the hot path of ``log_metric``."""
+        with self._lock:
+            metrics = self._batch.metrics
+            metrics.append((run_id, key, value, step, timestamp))
+            full = len(metrics) >= self.size_threshold
+        if full:
+            self._on_size()
+
+    def add_metrics(self, rows: list[tuple[str, str, float, int, int]]) -> None:
+        """Append metric rows ``(run_id, key, value, step, timestamp)``."""
+        with self._lock:
+            self._batch.metrics.extend(rows)
+            full = len(self._batch.metrics) >= self.size_threshold
+        if full:
+            self._on_size()
+
+    def add_run(self, row: dict) -> None:
+        """Queue a new run row."""
+        with self._lock:
+            self._batch.runs[row["run_id"]] = row
+
+    def update_run(self, run_id: str, changes: dict) -> None:
+        """Queue changes to a run's columns (status, end time, name, ...)."""
+        with self._lock:
+            self._batch._update_run(run_id, changes)
+
+    def add_params(self, run_id: str, items: list[tuple[str, str]]) -> None:
+        """Queue params that were already checked against the run's existing values."""
+        with self._lock:
+            self._batch.params.extend((run_id, k, v) for k, v in items)
+
+    def set_tags(self, run_id: str, items: list[tuple[str, str | None]]) -> None:
+        """Queue tag values; a value of None deletes the tag."""
+        with self._lock:
+            for key, value in items:
+                self._batch.tags[(run_id, key)] = value
+
+    def add_environment(self, env_hash: str, env: dict) -> None:
+        """Queue an environment record, written once per distinct hash."""
+        with self._lock:
+            self._batch.environments[env_hash] = env
+
+    def add_artifact(self, run_id: str, path: str, size: int, sha256: str, when: int) -> None:
+        """Queue an artifact index row."""
+        with self._lock:
+            self._batch.artifacts.append((run_id, path, size, sha256, when))
+
+    def add_input(self, run_id: str, dataset: dict, context: str | None) -> None:
+        """Queue a dataset and the run's use of it."""
+        with self._lock:
+            self._batch.datasets[(dataset["name"], dataset["digest"])] = dataset
+            self._batch.inputs.append((run_id, dataset["name"], dataset["digest"], context))

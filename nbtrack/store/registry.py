@@ -1,0 +1,63 @@
+"""Choose a store implementation by tracking URI, one shared instance per location."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from nbtrack.exceptions import NbtrackError
+from nbtrack.store.base import Store
+
+DEFAULT_DIR = ".nbtrack"
+_stores: dict[str, Store] = {}
+_lock = threading.Lock()
+
+
+def resolve_uri(uri: str | os.PathLike | None) -> str:
+    """Normalise a tracking URI: None means ``.nbtrack/`` under the working directory.
+
+    Accepted forms: a folder path, ``file:///folder``, and ``duckdb:///folder`` (or a path to a
+    ``.duckdb`` file whose folder then holds the artifacts).
+    """
+    if uri is None or str(uri) == "":
+        return str(Path.cwd() / DEFAULT_DIR)
+    text = str(uri)
+    parsed = urlparse(text)
+    if parsed.scheme in ("file", "duckdb"):
+        return str(Path(unquote(parsed.netloc + parsed.path)).expanduser().resolve())
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise NbtrackError(
+            f"Unsupported tracking URI {text!r}. Use a folder path (the default is .nbtrack/ "
+            "in the working directory), file:///path or duckdb:///path."
+        )
+    return str(Path(text).expanduser().resolve())
+
+
+def get_store(uri: str | os.PathLike | None = None) -> Store:
+    """Return the store for a tracking URI, opening it once per process."""
+    location = resolve_uri(uri)
+    store = _stores.get(location)
+    if store is not None:
+        return store
+    with _lock:
+        store = _stores.get(location)
+        if store is None:
+            from nbtrack.store.duckdb_store import DuckDBStore
+
+            path = Path(location)
+            if path.suffix == ".duckdb":
+                store = DuckDBStore(path.parent, db_file=path.name)
+            else:
+                store = DuckDBStore(path)
+            _stores[location] = store
+    return store
+
+
+def forget_stores() -> None:
+    """Close and forget every open store (tests use this between cases)."""
+    with _lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()

@@ -1,0 +1,72 @@
+"""A daemon thread per store that writes pending values in batches and closes an idle file."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+
+class BackgroundWriter:
+    """Calls ``flush`` when woken (size, end of run) or every ``interval`` seconds, and
+    ``close_if_idle`` so the store file is handed back to other processes after the linger.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[], None],
+        has_pending: Callable[[], bool],
+        close_if_idle: Callable[[], bool],
+        interval: float,
+        linger: float,
+    ) -> None:
+        self._flush = flush
+        self._has_pending = has_pending
+        self._close_if_idle = close_if_idle
+        self.interval = interval
+        self.linger = linger
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._pid = os.getpid()
+        self.last_error: BaseException | None = None
+
+    def wake(self) -> None:
+        """Ask for a flush now, starting the thread if it is not running."""
+        self.ensure_running()
+        self._wake.set()
+
+    def ensure_running(self) -> None:
+        """Start the thread (once per process)."""
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="nbtrack-writer", daemon=True
+                )
+                self._thread.start()
+
+    def forget(self) -> None:
+        """Drop the thread handle in a forked child (the thread does not exist there)."""
+        self._thread = None
+        self._wake = threading.Event()
+
+    def _run(self) -> None:
+        retry_delay = 0.05
+        while True:
+            is_open = self._close_if_idle()
+            timeout = self.linger if is_open else self.interval
+            woken = self._wake.wait(timeout)
+            self._wake.clear()
+            if not (woken or self._has_pending()):
+                continue
+            try:
+                self._flush()
+                self.last_error = None
+                retry_delay = 0.05
+            except BaseException as exc:  # keep the data pending and retry with a backoff
+                self.last_error = exc
+                self._wake.wait(retry_delay)
+                retry_delay = min(retry_delay * 2, 5.0)
