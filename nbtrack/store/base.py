@@ -71,12 +71,16 @@ class Store(ABC):
         """Whether a run with this id exists."""
 
     @abstractmethod
+    def ensure_run(self, run_id: str) -> dict[str, str]:
+        """Raise unless the run exists and is active; return its params."""
+
+    @abstractmethod
     def get_params(self, run_id: str) -> dict[str, str]:
         """A run's params as stored (without pending writes of other processes)."""
 
     @abstractmethod
     def add_params(self, run_id: str, items: list[tuple[str, str]]) -> None:
-        """Record params already checked for conflicts."""
+        """Record params; the same value again is a no-op, a different one ParamConflictError."""
 
     @abstractmethod
     def set_tags(self, run_id: str, items: list[tuple[str, str | None]]) -> None:

@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from nbtrack.exceptions import (
     NbtrackError,
     NotAStoreError,
     NotFoundError,
+    ParamConflictError,
     StoreVersionError,
 )
 from nbtrack.store import run_queries, schema
@@ -35,6 +37,7 @@ from nbtrack.store.worker import BackgroundWriter
 
 DB_FILE = "store.duckdb"
 ARTIFACTS_DIR = "artifacts"
+_KNOWN_RUNS_MAX = 10_000
 _LIVE_STORES: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
 
 
@@ -60,6 +63,8 @@ class DuckDBStore(Store):
         self._connection = ConnectionManager(self.db_path, StoreLock(self.root), self._prepare)
         self._flush_lock = threading.Lock()
         self._pending = PendingWrites(on_size=self._wake_writer)
+        self._known_runs: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._seen_environments: set[str] = set()
         self._writer = BackgroundWriter(
             flush=self._flush_background,
             has_pending=lambda: len(self._pending) > 0,
@@ -173,6 +178,7 @@ class DuckDBStore(Store):
         self._connection.forget()
         self._writer.forget()
         self._pending.take()  # the parent writes its own values
+        self._known_runs.clear()
         self._flush_lock = threading.Lock()
 
     # experiments --------------------------------------------------------------------------
@@ -303,7 +309,28 @@ class DuckDBStore(Store):
     def create_run(self, row: dict[str, Any]) -> None:
         """Queue a new run row."""
         self._pending.add_run(row)
+        self._remember_run(row["run_id"], {})
         self._after_write()
+
+    def _remember_run(self, run_id: str, params: dict[str, str]) -> dict[str, str]:
+        known = self._known_runs
+        known[run_id] = params
+        if len(known) > _KNOWN_RUNS_MAX:
+            known.popitem(last=False)
+        return params
+
+    def ensure_run(self, run_id: str) -> dict[str, str]:
+        """Check that a run exists and is active; return its params (cached per process)."""
+        params = self._known_runs.get(run_id)
+        if params is not None:
+            return params
+        run = self.get_run(run_id)
+        if run.info.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise NbtrackError(
+                f"Run {run_id} is deleted, so nothing more can be logged to it. Restore it "
+                "first with Client().restore_run(run_id)."
+            )
+        return self._remember_run(run_id, dict(run.data.params))
 
     def update_run(self, run_id: str, changes: dict[str, Any]) -> None:
         """Queue changes to a run; a status change is written promptly."""
@@ -311,9 +338,19 @@ class DuckDBStore(Store):
         self._after_write(urgent="status" in changes or "lifecycle_stage" in changes)
 
     def add_params(self, run_id: str, items: list[tuple[str, str]]) -> None:
-        """Queue params (already checked against the run's values)."""
-        self._pending.add_params(run_id, items)
-        self._after_write()
+        """Queue params; the same value again is a no-op, a different one an error."""
+        known = self.ensure_run(run_id)
+        new: dict[str, str] = {}
+        for key, value in items:
+            old = known.get(key, new.get(key))
+            if old is None:
+                new[key] = value
+            elif old != value:
+                raise ParamConflictError(run_id, key, old, value)
+        if new:
+            known.update(new)
+            self._pending.add_params(run_id, list(new.items()))
+            self._after_write()
 
     def set_tags(self, run_id: str, items: list[tuple[str, str | None]]) -> None:
         """Queue tag changes."""
@@ -342,13 +379,16 @@ class DuckDBStore(Store):
         self._after_write()
 
     def add_environment(self, env_hash: str, env: dict) -> None:
-        """Queue an environment record."""
-        self._pending.add_environment(env_hash, env)
-        self._after_write()
+        """Queue an environment record, once per hash per process."""
+        if env_hash not in self._seen_environments:
+            self._seen_environments.add(env_hash)
+            self._pending.add_environment(env_hash, env)
+            self._after_write()
 
     def set_run_lifecycle(self, run_id: str, stage: str) -> None:
         """Delete or restore a run (written at once)."""
         self.get_run(run_id)
+        self._known_runs.pop(run_id, None)
         changes = {"lifecycle_stage": stage}
         self._pending.update_run(run_id, changes)
         self.flush()

@@ -1,0 +1,89 @@
+"""nbtrack: experiment tracking that lives in your notebook, on an embedded DuckDB store.
+
+Switching from MLflow means changing the import::
+
+    import nbtrack as mlflow
+
+    with mlflow.start_run(run_name="lasso"):
+        mlflow.log_param("alpha", 0.1)
+        mlflow.log_metric("rmse", 4.2)
+
+Heavy libraries (duckdb, pandas, pyarrow) load on first use, not on import.
+"""
+
+from nbtrack._version import __version__
+from nbtrack.entities import RunStatus, ViewType
+from nbtrack.tracking.client import Client
+from nbtrack.tracking.fluent import (
+    ActiveRun,
+    active_run,
+    create_experiment,
+    delete_experiment,
+    delete_run,
+    end_run,
+    flush,
+    get_artifact_uri,
+    get_experiment,
+    get_experiment_by_name,
+    get_run,
+    last_active_run,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_figure,
+    log_input,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    search_experiments,
+    search_runs,
+    set_experiment,
+    set_tag,
+    set_tags,
+    sql,
+    start_run,
+)
+from nbtrack.tracking.uri import get_tracking_uri, set_tracking_uri
+
+MlflowClient = Client
+
+__all__ = [
+    "ActiveRun",
+    "Client",
+    "MlflowClient",
+    "RunStatus",
+    "ViewType",
+    "__version__",
+    "active_run",
+    "create_experiment",
+    "delete_experiment",
+    "delete_run",
+    "end_run",
+    "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_experiments",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "sql",
+    "start_run",
+]

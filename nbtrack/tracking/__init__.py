@@ -1,0 +1,1 @@
+"""Tracking: the Client, the fluent API over it, and the tracking URI."""

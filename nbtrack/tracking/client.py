@@ -1,0 +1,346 @@
+"""``Client``: explicit, run-id based access to a store, with MLflow's method names."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from nbtrack.artifacts import RunArtifacts
+from nbtrack.capture import environment, git, system
+from nbtrack.capture.datasets import describe_dataset
+from nbtrack.capture.entry_point import current_entry_point
+from nbtrack.entities import (
+    Experiment,
+    FileInfo,
+    LifecycleStage,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from nbtrack.exceptions import InvalidValueError, NotFoundError
+from nbtrack.store.registry import get_store
+from nbtrack.tracking import names, serialize
+from nbtrack.tracking.names import check_key, metric_value
+
+SEARCH_MAX_RESULTS = 1000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Client:
+    """Work with experiments and runs by id.
+
+    Args:
+        tracking_uri: the store to use; by default the one ``set_tracking_uri`` chose, else
+            ``NBTRACK_TRACKING_URI``, else ``.nbtrack/`` under the working directory.
+    """
+
+    def __init__(self, tracking_uri: str | os.PathLike | None = None) -> None:
+        from nbtrack.tracking.uri import get_tracking_uri
+
+        self.tracking_uri = str(tracking_uri) if tracking_uri else get_tracking_uri()
+        self._store = get_store(self.tracking_uri)
+
+    @property
+    def store(self):
+        """The store behind this client."""
+        return self._store
+
+    # experiments --------------------------------------------------------------------------
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict | None = None
+    ) -> str:
+        """Create an experiment and return its id."""
+        return self._store.create_experiment(name, artifact_location, tags)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """Return an experiment by id."""
+        return self._store.get_experiment(str(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """Return an experiment by name, or None."""
+        return self._store.get_experiment_by_name(name)
+
+    def search_experiments(
+        self,
+        view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int | None = None,
+        name_like: str | None = None,
+    ) -> list[Experiment]:
+        """Experiments in a lifecycle view; ``name_like`` is a case-insensitive LIKE pattern."""
+        return self._store.search_experiments(view_type, max_results, name_like)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Move an experiment to the trash (restore it with ``restore_experiment``)."""
+        self._store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.DELETED)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        """Bring a deleted experiment back."""
+        self._store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Rename an experiment."""
+        self._store.rename_experiment(str(experiment_id), new_name)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value) -> None:
+        """Set a tag on an experiment."""
+        self._store.set_experiment_tag(str(experiment_id), check_key(key, "tag"), str(value))
+
+    # runs ---------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: dict | None = None,
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        description: str | None = None,
+    ) -> Run:
+        """Start a new RUNNING run, recording where it came from, and return it."""
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidValueError(
+                f"Experiment {experiment.name!r} is deleted; restore it with "
+                f"Client().restore_experiment({experiment_id!r}) or log to another one."
+            )
+        if parent_run_id is not None:
+            self._store.ensure_run(parent_run_id)
+        run_id = uuid.uuid4().hex
+        entry = current_entry_point()
+        state = git.git_state(entry.folder) if entry.folder else git.GitState()
+        env_hash, env = environment.current_environment()
+        self._store.add_environment(env_hash, env)
+        row = {
+            "run_id": run_id,
+            "experiment_id": str(experiment_id),
+            "run_name": run_name or names.generate_run_name(),
+            "user_id": system.user(),
+            "status": RunStatus.RUNNING,
+            "start_time": start_time if start_time is not None else _now_ms(),
+            "lifecycle_stage": LifecycleStage.ACTIVE,
+            "artifact_uri": f"artifacts/{run_id}",
+            "parent_run_id": parent_run_id,
+            "description": description,
+            "source_type": entry.type,
+            "source_name": entry.name,
+            "source_code": entry.code,
+            "git_commit": state.commit,
+            "git_branch": state.branch,
+            "git_dirty": state.dirty,
+            "git_diff": state.diff,
+            "host": system.host(),
+            "pid": os.getpid(),
+            "python_version": system.python_version(),
+            "platform": system.platform_name(),
+            "env_hash": env_hash,
+        }
+        self._store.create_run(row)
+        if tags:
+            self.set_tags(run_id, tags)
+        return self.run_from_row(row, tags or {})
+
+    def run_from_row(self, row: dict, tags: dict) -> Run:
+        """Build the ``Run`` entity of a run just created, without reading the store."""
+        from nbtrack.entities import RunData, RunInfo, RunSource
+
+        info = RunInfo(
+            run_id=row["run_id"], experiment_id=row["experiment_id"], run_name=row["run_name"],
+            user_id=row["user_id"], status=row["status"], start_time=row["start_time"],
+            end_time=None, lifecycle_stage=row["lifecycle_stage"],
+            artifact_uri=str(self._store.artifact_root / row["run_id"]),
+            parent_run_id=row["parent_run_id"], description=row["description"],
+        )
+        source = RunSource(
+            type=row["source_type"], name=row["source_name"], code=row["source_code"],
+            git_commit=row["git_commit"], git_branch=row["git_branch"],
+            git_dirty=row["git_dirty"], git_diff=row["git_diff"], host=row["host"],
+            python_version=row["python_version"], platform=row["platform"],
+            env_hash=row["env_hash"],
+        )
+        return Run(info, RunData(tags={k: str(v) for k, v in tags.items()}), source=source)
+
+    def get_run(self, run_id: str) -> Run:
+        """Return a run with its latest metrics, params, tags, inputs and source."""
+        return self._store.get_run(run_id)
+
+    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
+        """Change a run's status or name."""
+        self._store.ensure_run(run_id)
+        changes: dict = {}
+        if status is not None:
+            changes["status"] = RunStatus.check(status)
+        if name is not None:
+            changes["run_name"] = str(name)
+        if changes:
+            self._store.update_run(run_id, changes)
+
+    def set_terminated(self, run_id: str, status: str = "FINISHED", end_time: int | None = None):
+        """End a run as FINISHED, FAILED or KILLED."""
+        status = RunStatus.check(status)
+        if status not in RunStatus.TERMINAL:
+            raise InvalidValueError(
+                f"set_terminated takes FINISHED, FAILED or KILLED, not {status!r}; use "
+                "update_run to set other states."
+            )
+        self._store.ensure_run(run_id)
+        self._store.update_run(
+            run_id, {"status": status, "end_time": end_time if end_time else _now_ms()}
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        """Move a run to the trash; ``restore_run`` brings it back."""
+        self._store.set_run_lifecycle(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        """Bring a deleted run back."""
+        self._store.set_run_lifecycle(run_id, LifecycleStage.ACTIVE)
+
+    # values -------------------------------------------------------------------------------
+    def log_param(self, run_id: str, key: str, value) -> object:
+        """Log a param; logging the same value again is a no-op, a different value an error."""
+        self._store.add_params(run_id, [(check_key(key, "param"), str(value))])
+        return value
+
+    def log_metric(self, run_id: str, key: str, value, timestamp: int | None = None,
+                   step: int | None = None) -> None:
+        """Log a metric value at a step (default 0) and time (default now, epoch ms)."""
+        self._store.ensure_run(run_id)
+        self._store.add_metric(
+            run_id,
+            check_key(key, "metric"),
+            metric_value(key, value),
+            int(timestamp) if timestamp is not None else time.time_ns() // 1_000_000,
+            int(step) if step is not None else 0,
+        )
+
+    def set_tag(self, run_id: str, key: str, value) -> None:
+        """Set a tag; a later value replaces an earlier one."""
+        self.set_tags(run_id, {key: value})
+
+    def set_tags(self, run_id: str, tags: dict) -> None:
+        """Set several tags."""
+        self._store.ensure_run(run_id)
+        items = [(check_key(k, "tag"), str(v)) for k, v in tags.items()]
+        self._store.set_tags(run_id, items)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag from a run."""
+        if key not in self.get_run(run_id).data.tags:
+            raise NotFoundError(f"Run {run_id} has no tag {key!r} to delete.")
+        self._store.set_tags(run_id, [(key, None)])
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Log metrics, params and tags in one call."""
+        self._store.ensure_run(run_id)
+        if params:
+            self._store.add_params(
+                run_id, [(check_key(p.key, "param"), str(p.value)) for p in params]
+            )
+        if tags:
+            self.set_tags(run_id, {t.key: t.value for t in tags})
+        if metrics:
+            rows = [
+                (run_id, check_key(m.key, "metric"), metric_value(m.key, m.value),
+                 int(m.step or 0), int(m.timestamp) if m.timestamp is not None else _now_ms())
+                for m in metrics
+            ]
+            self._store.add_metrics(rows)
+
+    def get_metric_history(self, run_id: str, key: str):
+        """Every logged value of a metric, by step: a list-like of ``Metric``."""
+        self._store.ensure_run(run_id)
+        return self._store.get_metric_history(run_id, key)
+
+    def search_runs(
+        self,
+        experiment_ids: str | Iterable[str],
+        filter_string: str = "",
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS,
+        order_by: str | list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList:
+        """A page of runs as ``Run`` entities; ``.token`` fetches the next page."""
+        ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
+        runs, token = self._store.search_runs(
+            [str(i) for i in ids], filter_string, run_view_type, max_results, order_by,
+            page_token,
+        )
+        return PagedList(runs, token)
+
+    # artifacts and inputs -----------------------------------------------------------------
+    def _artifacts(self, run_id: str) -> RunArtifacts:
+        return RunArtifacts(self._store.artifact_root, run_id)
+
+    def _index(self, run_id: str, rows: list[tuple]) -> None:
+        for relative, size, sha in rows:
+            self._store.add_artifact(run_id, relative, size, sha)
+
+    def log_artifact(self, run_id: str, local_path: str | os.PathLike,
+                     artifact_path: str | None = None) -> None:
+        """Copy a file into the run's artifacts, under ``artifact_path`` if given."""
+        self._store.ensure_run(run_id)
+        self._index(run_id, self._artifacts(run_id).log_file(local_path, artifact_path))
+
+    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike,
+                      artifact_path: str | None = None) -> None:
+        """Copy a folder's files into the run's artifacts."""
+        self._store.ensure_run(run_id)
+        self._index(run_id, self._artifacts(run_id).log_folder(local_dir, artifact_path))
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Save text as an artifact file."""
+        self._store.ensure_run(run_id)
+        row = self._artifacts(run_id).write_bytes(str(text).encode("utf-8"), artifact_file)
+        self._index(run_id, [row])
+
+    def log_dict(self, run_id: str, dictionary: dict, artifact_file: str) -> None:
+        """Save a dict as JSON (or YAML, by suffix) in the run's artifacts."""
+        self._store.ensure_run(run_id)
+        data = serialize.dict_bytes(dictionary, artifact_file)
+        self._index(run_id, [self._artifacts(run_id).write_bytes(data, artifact_file)])
+
+    def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
+        """Save a matplotlib or plotly figure; the suffix picks the format."""
+        self._store.ensure_run(run_id)
+        data = serialize.figure_bytes(figure, artifact_file)
+        self._index(run_id, [self._artifacts(run_id).write_bytes(data, artifact_file)])
+
+    def log_input(self, run_id: str, dataset, context: str | None = None,
+                  name: str | None = None) -> dict:
+        """Record a DataFrame, array or file the run used, with a content digest."""
+        self._store.ensure_run(run_id)
+        record = describe_dataset(dataset, name)
+        self._store.add_input(run_id, record, context)
+        return record
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """The run's artifact entries directly under ``path``."""
+        self._store.get_run(run_id)
+        index = self._store.get_artifact_index(run_id)
+        return self._artifacts(run_id).list(path, index)
+
+    def download_artifacts(self, run_id: str, path: str = "",
+                           dst_path: str | os.PathLike | None = None) -> str:
+        """Copy an artifact file or folder to ``dst_path``; return the local path."""
+        self._store.get_run(run_id)
+        return self._artifacts(run_id).download(path, dst_path)
+
+    def artifact_path(self, run_id: str) -> Path:
+        """The folder holding a run's artifacts."""
+        return self._artifacts(run_id).root

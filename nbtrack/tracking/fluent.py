@@ -1,0 +1,380 @@
+"""The module-level API: an active-run stack and thin functions over ``Client``.
+
+Logging with no active run starts one, as MLflow does; it ends when the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from collections.abc import Iterable
+
+from nbtrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
+from nbtrack.exceptions import NbtrackError, NotFoundError
+from nbtrack.tracking.client import Client
+from nbtrack.tracking.uri import get_tracking_uri
+
+_active_runs: list[ActiveRun] = []
+_last_run_id: str | None = None
+_experiment_id: str | None = None
+_client_cache: tuple[str, Client] | None = None
+
+
+def _client() -> Client:
+    global _client_cache
+    uri = get_tracking_uri()
+    if _client_cache is None or _client_cache[0] != uri:
+        _client_cache = (uri, Client(uri))
+    return _client_cache[1]
+
+
+class ActiveRun:
+    """The run a ``with start_run():`` block logs to. Ends the run when the block exits.
+
+    The block ends the run as FINISHED, as FAILED when it raises, and as KILLED on
+    KeyboardInterrupt; in every case what was logged is written first.
+    """
+
+    def __init__(self, run: Run, client: Client) -> None:
+        self._run = run
+        self.client = client
+        self.run_id = run.info.run_id
+
+    @property
+    def info(self):
+        """The run's ``RunInfo`` as it was when the run started."""
+        return self._run.info
+
+    @property
+    def data(self):
+        """The run's ``RunData`` as it was when the run started."""
+        return self._run.data
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.run_id} name={self.info.run_name!r}>"
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        if self in _active_runs:
+            _end(self, status)
+        if exc_type is not None:
+            try:
+                self.client.store.flush()
+            except Exception as flush_error:  # keep the user's exception on top
+                print(f"nbtrack: could not write the run's values yet: {flush_error}",
+                      file=sys.stderr)
+        return False
+
+
+def set_experiment(experiment_name: str | None = None,
+                   experiment_id: str | None = None) -> Experiment:
+    """Make an experiment active for new runs, creating it by name if needed."""
+    global _experiment_id
+    client = _client()
+    if (experiment_name is None) == (experiment_id is None):
+        raise NbtrackError("set_experiment takes exactly one of experiment_name or experiment_id.")
+    if experiment_id is not None:
+        experiment = client.get_experiment(str(experiment_id))
+    else:
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            client.create_experiment(experiment_name)
+            experiment = client.get_experiment_by_name(experiment_name)
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise NbtrackError(
+            f"Experiment {experiment.name!r} is deleted. Restore it with "
+            f"Client().restore_experiment({experiment.experiment_id!r}), or pick another name."
+        )
+    _experiment_id = experiment.experiment_id
+    return experiment
+
+
+def _default_experiment_id(client: Client) -> str:
+    if _experiment_id is not None:
+        return _experiment_id
+    name = os.environ.get("NBTRACK_EXPERIMENT_NAME")
+    if name:
+        return set_experiment(name).experiment_id
+    return os.environ.get("NBTRACK_EXPERIMENT_ID", "0")
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: dict | None = None,
+    description: str | None = None,
+) -> ActiveRun:
+    """Start a run (or resume ``run_id``) and make it active; use it as a context manager.
+
+    Args:
+        nested: start the run under the active one. Without it, starting a run while another
+            is active is an error.
+        parent_run_id: the parent of a new run, when it is not the active run.
+    """
+    client = _client()
+    if _active_runs and not nested:
+        raise NbtrackError(
+            f"Run {_active_runs[-1].run_id} is already active. End it with nbtrack.end_run() "
+            "first, or pass nested=True to start a run inside it."
+        )
+    if run_id is not None:
+        run = client.get_run(run_id)
+        client.update_run(run_id, status=RunStatus.RUNNING)
+        if tags:
+            client.set_tags(run_id, tags)
+    else:
+        if nested and _active_runs and parent_run_id is None:
+            parent_run_id = _active_runs[-1].run_id
+        run = client.create_run(
+            experiment_id=str(experiment_id) if experiment_id is not None
+            else _default_experiment_id(client),
+            tags=tags,
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            description=description,
+        )
+    active = ActiveRun(run, client)
+    _active_runs.append(active)
+    return active
+
+
+def _end(active: ActiveRun, status: str) -> None:
+    global _last_run_id
+    _active_runs.remove(active)
+    active.client.set_terminated(active.run_id, status)
+    _last_run_id = active.run_id
+
+
+def end_run(status: str = RunStatus.FINISHED) -> None:
+    """End the active run (the innermost one) with ``status``."""
+    if _active_runs:
+        _end(_active_runs[-1], RunStatus.check(status))
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost active run, or None."""
+    return _active_runs[-1] if _active_runs else None
+
+
+def last_active_run() -> Run | None:
+    """The active run, or else the run that ended last in this process."""
+    if _active_runs:
+        return _active_runs[-1].client.get_run(_active_runs[-1].run_id)
+    return _client().get_run(_last_run_id) if _last_run_id else None
+
+
+def _active() -> ActiveRun:
+    return _active_runs[-1] if _active_runs else start_run()
+
+
+def log_param(key: str, value) -> object:
+    """Log a param to the active run (starting one if none is active)."""
+    run = _active()
+    return run.client.log_param(run.run_id, key, value)
+
+
+def log_params(params: dict) -> None:
+    """Log several params."""
+    from nbtrack.entities import Param
+
+    run = _active()
+    run.client.log_batch(run.run_id, params=[Param(k, v) for k, v in params.items()])
+
+
+def log_metric(key: str, value, step: int | None = None, timestamp: int | None = None) -> None:
+    """Log a metric value to the active run: buffered, a few microseconds per call."""
+    run = _active_runs[-1] if _active_runs else start_run()
+    run.client.log_metric(run.run_id, key, value, timestamp, step)
+
+
+def log_metrics(metrics: dict, step: int | None = None, timestamp: int | None = None) -> None:
+    """Log several metrics at one step."""
+    from nbtrack.entities import Metric
+
+    run = _active()
+    run.client.log_batch(
+        run.run_id,
+        metrics=[Metric(k, v, timestamp, step or 0) for k, v in metrics.items()],
+    )
+
+
+def set_tag(key: str, value) -> None:
+    """Set a tag on the active run."""
+    run = _active()
+    run.client.set_tag(run.run_id, key, value)
+
+
+def set_tags(tags: dict) -> None:
+    """Set several tags on the active run."""
+    run = _active()
+    run.client.set_tags(run.run_id, tags)
+
+
+def log_artifact(local_path, artifact_path: str | None = None) -> None:
+    """Copy a file into the active run's artifacts."""
+    run = _active()
+    run.client.log_artifact(run.run_id, local_path, artifact_path)
+
+
+def log_artifacts(local_dir, artifact_path: str | None = None) -> None:
+    """Copy a folder into the active run's artifacts."""
+    run = _active()
+    run.client.log_artifacts(run.run_id, local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    """Save text as an artifact of the active run."""
+    run = _active()
+    run.client.log_text(run.run_id, text, artifact_file)
+
+
+def log_dict(dictionary: dict, artifact_file: str) -> None:
+    """Save a dict as a JSON or YAML artifact of the active run."""
+    run = _active()
+    run.client.log_dict(run.run_id, dictionary, artifact_file)
+
+
+def log_figure(figure, artifact_file: str) -> None:
+    """Save a matplotlib or plotly figure as an artifact of the active run."""
+    run = _active()
+    run.client.log_figure(run.run_id, figure, artifact_file)
+
+
+def log_input(dataset, context: str | None = None, name: str | None = None) -> dict:
+    """Record a DataFrame, array or file the active run used, with its content digest."""
+    run = _active()
+    return run.client.log_input(run.run_id, dataset, context, name)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """The local path of the active run's artifacts (or of one artifact in them)."""
+    run = _active()
+    root = run.client.artifact_path(run.run_id)
+    return str(root / artifact_path) if artifact_path else str(root)
+
+
+def _experiment_ids(client: Client, experiment_ids, experiment_names, search_all) -> list[str]:
+    if search_all:
+        return [e.experiment_id for e in client.search_experiments(ViewType.ALL)]
+    ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids or [])
+    for name in experiment_names or []:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise NotFoundError(
+                f"No experiment named {name!r}. List them with nbtrack.search_experiments()."
+            )
+        ids.append(experiment.experiment_id)
+    if not ids and experiment_ids is None and not experiment_names:
+        ids = [_default_experiment_id(client)]
+    return [str(i) for i in ids]
+
+
+def search_runs(
+    experiment_ids: str | Iterable[str] | None = None,
+    filter_string: str = "",
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int = 100_000,
+    order_by: str | list[str] | None = None,
+    output_format: str = "pandas",
+    search_all_experiments: bool = False,
+    experiment_names: list[str] | None = None,
+):
+    """Search runs; by default a DataFrame with MLflow's columns, or ``output_format="list"``.
+
+    Filters take MLflow's grammar plus OR, NOT and parentheses, e.g.
+    ``"metrics.rmse < 5 AND (params.model = 'lasso' OR params.model = 'ridge')"``.
+    """
+    client = _client()
+    ids = _experiment_ids(client, experiment_ids, experiment_names, search_all_experiments)
+    if output_format == "list":
+        runs, token, out = None, None, []
+        while True:
+            page = client.search_runs(ids, filter_string, run_view_type,
+                                      min(max_results - len(out), 50_000), order_by, token)
+            out.extend(page)
+            token = page.token
+            if not token or len(out) >= max_results:
+                return out
+    if output_format != "pandas":
+        raise NbtrackError(f"output_format is 'pandas' or 'list', not {output_format!r}.")
+    return client.store.search_runs_frame(ids, filter_string, run_view_type, max_results,
+                                          order_by)
+
+
+def get_run(run_id: str) -> Run:
+    """Return a run by id."""
+    return _client().get_run(run_id)
+
+
+def delete_run(run_id: str) -> None:
+    """Move a run to the trash."""
+    _client().delete_run(run_id)
+
+
+def create_experiment(name: str, artifact_location: str | None = None,
+                      tags: dict | None = None) -> str:
+    """Create an experiment and return its id."""
+    return _client().create_experiment(name, artifact_location, tags)
+
+
+def get_experiment(experiment_id: str) -> Experiment:
+    """Return an experiment by id."""
+    return _client().get_experiment(experiment_id)
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    """Return an experiment by name, or None."""
+    return _client().get_experiment_by_name(name)
+
+
+def search_experiments(view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
+                       name_like: str | None = None) -> list[Experiment]:
+    """List experiments."""
+    return _client().search_experiments(view_type, max_results, name_like)
+
+
+def delete_experiment(experiment_id: str) -> None:
+    """Move an experiment to the trash."""
+    _client().delete_experiment(experiment_id)
+
+
+def sql(query: str, parameters: list | None = None):
+    """Run one read-only SELECT over the store's views and return a DataFrame.
+
+    Views: ``experiments``, ``runs`` (one row per run with ``params``, ``metrics`` and ``tags``
+    maps), ``params``, ``tags``, ``metrics`` (full history), ``latest_metrics``, ``artifacts``,
+    ``inputs``, ``environments``, ``registered_models``, ``model_versions``,
+    ``registry_events``.
+    """
+    return _client().store.sql(query, parameters)
+
+
+def flush() -> None:
+    """Write everything logged so far to the store now."""
+    _client().store.flush()
+
+
+def _end_runs_at_exit() -> None:
+    while _active_runs:
+        try:
+            end_run(RunStatus.FINISHED)
+        except Exception:
+            _active_runs.pop()
+    from nbtrack.store.duckdb_store import _flush_all_at_exit
+
+    _flush_all_at_exit()
+
+
+atexit.register(_end_runs_at_exit)
