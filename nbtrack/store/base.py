@@ -74,6 +74,10 @@ class Store(ABC):
     def ensure_run(self, run_id: str) -> dict[str, str]:
         """Raise unless the run exists and is active; return its params."""
 
+    def is_known_run(self, run_id: str) -> bool:
+        """Whether ``ensure_run`` already vouched for this run (a cache hit, no I/O)."""
+        return False
+
     @abstractmethod
     def get_params(self, run_id: str) -> dict[str, str]:
         """A run's params as stored (without pending writes of other processes)."""
@@ -88,7 +92,7 @@ class Store(ABC):
 
     @abstractmethod
     def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
-        """Record one metric value (the hot path: buffered)."""
+        """Record one metric value; callers check the run with ``ensure_run`` first."""
 
     @abstractmethod
     def add_metrics(self, rows: list[tuple[str, str, float, int, int]]) -> None:

@@ -73,6 +73,8 @@ class DuckDBStore(Store):
             linger=self._connection.linger,
         )
         self.sync_writes = os.environ.get("NBTRACK_SYNC_WRITES", "").lower() in ("1", "true")
+        if not self.sync_writes:
+            self.add_metric = self._pending.add_metric  # the log_metric hot path: one call
         _LIVE_STORES.add(self)
         with self._connection.use():
             pass  # create or check the schema now, so a bad store fails at once
@@ -216,7 +218,7 @@ class DuckDBStore(Store):
         return experiment_id
 
     def _experiments(self, where: str, params: list) -> list[Experiment]:
-        self.flush()
+        # experiments are written at once, never buffered: no flush needed before reading
         with self._connection.use() as conn:
             rows = conn.execute(
                 "SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, "
@@ -357,8 +359,12 @@ class DuckDBStore(Store):
         self._pending.set_tags(run_id, items)
         self._after_write()
 
+    def is_known_run(self, run_id: str) -> bool:
+        """Whether ``ensure_run`` already vouched for this run in this process (no I/O)."""
+        return run_id in self._known_runs
+
     def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
-        """Queue one metric value."""
+        """Queue one metric value (replaced by the buffer's own method unless writes are sync)."""
         self._pending.add_metric(run_id, key, value, timestamp, step)
         if self.sync_writes:
             self.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 
@@ -54,16 +55,24 @@ class PendingWrites:
     def __init__(self, on_size: callable, size_threshold: int = 50_000) -> None:
         self._lock = threading.Lock()
         self._batch = Batch()
+        self._metric_queue: deque = deque()  # appends are atomic: no lock on the hot path
         self._on_size = on_size
         self.size_threshold = size_threshold
 
     def __len__(self) -> int:
-        return len(self._batch)
+        return len(self._batch) + len(self._metric_queue)
 
     def take(self) -> Batch:
-        """Remove and return everything pending."""
+        """Remove and return everything pending.
+
+        Metrics are drained before the batch is swapped: a metric is appended after its run's
+        row in program order, so it never lands in an earlier batch than its run.
+        """
+        queue = self._metric_queue
+        metrics = [queue.popleft() for _ in range(len(queue))]
         with self._lock:
             batch, self._batch = self._batch, Batch()
+        batch.metrics[:0] = metrics
         return batch
 
     def put_back(self, batch: Batch) -> None:
@@ -74,19 +83,16 @@ class PendingWrites:
 
     def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
         """Append one metric value: the hot path of ``log_metric``."""
-        with self._lock:
-            metrics = self._batch.metrics
-            metrics.append((run_id, key, value, step, timestamp))
-            full = len(metrics) >= self.size_threshold
-        if full:
+        queue = self._metric_queue
+        queue.append((run_id, key, value, step, timestamp))
+        if len(queue) == self.size_threshold:  # once per crossing; the timer is the fallback
             self._on_size()
 
     def add_metrics(self, rows: list[tuple[str, str, float, int, int]]) -> None:
         """Append metric rows ``(run_id, key, value, step, timestamp)``."""
-        with self._lock:
-            self._batch.metrics.extend(rows)
-            full = len(self._batch.metrics) >= self.size_threshold
-        if full:
+        queue = self._metric_queue
+        queue.extend(rows)
+        if len(queue) >= self.size_threshold:
             self._on_size()
 
     def add_run(self, row: dict) -> None:

@@ -27,9 +27,10 @@ from nbtrack.entities import (
 from nbtrack.exceptions import InvalidValueError, NotFoundError
 from nbtrack.store.registry import get_store
 from nbtrack.tracking import names, serialize
-from nbtrack.tracking.names import check_key, metric_value
+from nbtrack.tracking.names import _valid_keys, check_key, metric_value
 
 SEARCH_MAX_RESULTS = 1000
+EXPERIMENT_CHECK_SECONDS = 5.0
 
 
 def _now_ms() -> int:
@@ -49,6 +50,7 @@ class Client:
 
         self.tracking_uri = str(tracking_uri) if tracking_uri else get_tracking_uri()
         self._store = get_store(self.tracking_uri)
+        self._active_experiments: dict[str, float] = {}
 
     @property
     def store(self):
@@ -81,6 +83,7 @@ class Client:
 
     def delete_experiment(self, experiment_id: str) -> None:
         """Move an experiment to the trash (restore it with ``restore_experiment``)."""
+        self._active_experiments.pop(str(experiment_id), None)
         self._store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.DELETED)
 
     def restore_experiment(self, experiment_id: str) -> None:
@@ -95,6 +98,18 @@ class Client:
         """Set a tag on an experiment."""
         self._store.set_experiment_tag(str(experiment_id), check_key(key, "tag"), str(value))
 
+    def _check_experiment_active(self, experiment_id: str) -> None:
+        checked = self._active_experiments.get(experiment_id)
+        if checked is not None and time.monotonic() - checked < EXPERIMENT_CHECK_SECONDS:
+            return
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidValueError(
+                f"Experiment {experiment.name!r} is deleted; restore it with "
+                f"Client().restore_experiment({experiment_id!r}) or log to another one."
+            )
+        self._active_experiments[experiment_id] = time.monotonic()
+
     # runs ---------------------------------------------------------------------------------
     def create_run(
         self,
@@ -106,12 +121,7 @@ class Client:
         description: str | None = None,
     ) -> Run:
         """Start a new RUNNING run, recording where it came from, and return it."""
-        experiment = self.get_experiment(experiment_id)
-        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise InvalidValueError(
-                f"Experiment {experiment.name!r} is deleted; restore it with "
-                f"Client().restore_experiment({experiment_id!r}) or log to another one."
-            )
+        self._check_experiment_active(str(experiment_id))
         if parent_run_id is not None:
             self._store.ensure_run(parent_run_id)
         run_id = uuid.uuid4().hex
@@ -213,13 +223,18 @@ class Client:
     def log_metric(self, run_id: str, key: str, value, timestamp: int | None = None,
                    step: int | None = None) -> None:
         """Log a metric value at a step (default 0) and time (default now, epoch ms)."""
-        self._store.ensure_run(run_id)
-        self._store.add_metric(
+        # the hot path: cheap checks inline, the full ones only when they may fail
+        store = self._store
+        if not store.is_known_run(run_id):
+            store.ensure_run(run_id)
+        if key not in _valid_keys:
+            check_key(key, "metric")
+        store.add_metric(
             run_id,
-            check_key(key, "metric"),
-            metric_value(key, value),
-            int(timestamp) if timestamp is not None else time.time_ns() // 1_000_000,
-            int(step) if step is not None else 0,
+            key,
+            value if value.__class__ is float else metric_value(key, value),
+            time.time_ns() // 1_000_000 if timestamp is None else int(timestamp),
+            0 if step is None else int(step),
         )
 
     def set_tag(self, run_id: str, key: str, value) -> None:

@@ -21,9 +21,16 @@ _NOUNS = (
 )
 
 
+_valid_keys: set[str] = set()
+
+
 def check_key(key: object, what: str) -> str:
     """Return ``key`` if it is a valid name for a param, metric or tag, or raise."""
+    if key in _valid_keys:
+        return key  # type: ignore[return-value]
     if type(key) is str and len(key) <= MAX_KEY_LENGTH and _KEY.match(key) and ".." not in key:
+        if len(_valid_keys) < 100_000:
+            _valid_keys.add(key)
         return key
     if not isinstance(key, str):
         raise InvalidValueError(f"A {what} key must be a string, not {type(key).__name__} {key!r}.")

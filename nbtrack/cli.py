@@ -1,0 +1,95 @@
+"""The ``nbtrack`` command: list experiments and runs, query the store, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TABLE_COLUMNS = ("run_id", "run_name", "status", "start_time", "duration")
+
+
+def runs_table(frame, max_columns: int = 12):
+    """A compact, readable view of a ``search_runs`` DataFrame."""
+    import pandas as pd
+
+    if frame.empty:
+        return frame
+    table = pd.DataFrame({
+        "run_id": frame["run_id"].str[:8],
+        "run_name": frame["run_name"],
+        "status": frame["status"],
+        "start_time": frame["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "duration": (frame["end_time"] - frame["start_time"]).dt.total_seconds().round(2),
+    })
+    extra = [c for c in frame.columns if c.startswith(("metrics.", "params."))]
+    for column in extra[:max_columns]:
+        table[column] = frame[column]
+    return table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbtrack", description="Experiment tracking on an embedded DuckDB store."
+    )
+    parser.add_argument("--tracking-uri", help="store folder (default: .nbtrack/ here, or "
+                        "NBTRACK_TRACKING_URI)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("experiments", help="list experiments")
+    runs = sub.add_parser("runs", help="list runs as a table")
+    runs.add_argument("--experiment", "-e", action="append",
+                      help="experiment name (repeatable; default: all experiments)")
+    runs.add_argument("--filter", "-f", default="", help="e.g. \"metrics.rmse < 5\"")
+    runs.add_argument("--order-by", "-o", action="append", help="e.g. \"metrics.rmse ASC\"")
+    runs.add_argument("--max", type=int, default=50, help="most runs to show (default 50)")
+    sql = sub.add_parser("sql", help="run a read-only SELECT over the store's views")
+    sql.add_argument("query")
+    demo = sub.add_parser("demo", help="log a few demo runs, then print the runs table")
+    demo.add_argument("--runs", type=int, default=4, help="how many runs (1-6, default 4)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nbtrack`` command."""
+    args = _parser().parse_args(argv)
+    import pandas as pd
+
+    import nbtrack
+    from nbtrack.exceptions import NbtrackError
+
+    if args.tracking_uri:
+        nbtrack.set_tracking_uri(args.tracking_uri)
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 30)
+    try:
+        if args.command == "experiments":
+            rows = [
+                {"experiment_id": e.experiment_id, "name": e.name,
+                 "lifecycle_stage": e.lifecycle_stage}
+                for e in nbtrack.search_experiments()
+            ]
+            print(pd.DataFrame(rows).to_string(index=False))
+        elif args.command == "runs":
+            frame = nbtrack.search_runs(
+                experiment_names=args.experiment,
+                search_all_experiments=not args.experiment,
+                filter_string=args.filter,
+                order_by=args.order_by,
+                max_results=args.max,
+            )
+            print(runs_table(frame).to_string(index=False) if len(frame) else "No runs found.")
+        elif args.command == "sql":
+            print(nbtrack.sql(args.query).to_string(index=False))
+        elif args.command == "demo":
+            from nbtrack.demo import run_demo
+
+            frame = run_demo(n_runs=args.runs)
+            print(f"Logged {min(max(args.runs, 1), 6)} runs to {nbtrack.get_tracking_uri()}\n")
+            print(runs_table(frame).to_string(index=False))
+    except NbtrackError as exc:
+        print(f"nbtrack: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
