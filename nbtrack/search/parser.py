@@ -76,15 +76,12 @@ class Token:
 
 
 def _read_quoted(text: str, start: int) -> tuple[str, int]:
-    """Read a quoted run starting at ``start``; a doubled or backslashed quote escapes itself."""
+    """Read a quoted run starting at ``start``; a doubled quote stands for itself (as in SQL)."""
     quote = text[start]
     out, i = [], start + 1
     while i < len(text):
         ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            out.append(text[i + 1])
-            i += 2
-        elif ch == quote:
+        if ch == quote:
             if i + 1 < len(text) and text[i + 1] == quote:
                 out.append(quote)
                 i += 2
@@ -105,10 +102,10 @@ def _read_identifier(text: str, start: int) -> tuple[list[str], int]:
         else:
             match = _NAME.match(text, i)
             if not match:
-                raise FilterSyntaxError(text, i, "Expected a key name after '.'")
+                raise FilterSyntaxError(text, i, "Expected a key after '.'")
             part, i = match.group(), match.end()
         parts.append(part)
-        if i < len(text) and text[i] == "." and i + 1 < len(text) and text[i + 1] not in " \t":
+        if i < len(text) and text[i] == ".":
             i += 1
             continue
         return parts, i

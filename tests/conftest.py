@@ -1,0 +1,40 @@
+"""Every test gets its own real DuckDB store in a temporary folder and a clean fluent state."""
+
+from __future__ import annotations
+
+import pytest
+
+import nbtrack
+from nbtrack.store import registry
+from nbtrack.tracking import fluent, uri
+
+
+@pytest.fixture(autouse=True)
+def store_dir(tmp_path, monkeypatch):
+    """Point nbtrack at ``tmp_path/.nbtrack`` and reset module state around the test."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NBTRACK_TRACKING_URI", raising=False)
+    monkeypatch.delenv("NBTRACK_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("NBTRACK_EXPERIMENT_ID", raising=False)
+    location = tmp_path / ".nbtrack"
+    nbtrack.set_tracking_uri(str(location))
+    yield location
+    while fluent._active_runs:
+        fluent._active_runs.pop()
+    fluent._experiment_id = None
+    fluent._client_cache = None
+    fluent._last_run_id = None
+    uri.set_tracking_uri(None)
+    registry.forget_stores()
+
+
+@pytest.fixture
+def client(store_dir):
+    """A Client on the test's store."""
+    return nbtrack.Client()
+
+
+@pytest.fixture
+def experiment_id(client):
+    """A fresh experiment named 'exp'."""
+    return client.create_experiment("exp")
