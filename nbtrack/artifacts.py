@@ -18,6 +18,7 @@ def safe_relative_path(artifact_path: str | os.PathLike | None, what: str = "art
 
     Raises:
         ArtifactPathError: for an absolute path, a ``..`` part, or a NUL character.
+
     """
     if artifact_path is None:
         return ""

@@ -28,7 +28,7 @@ def test_log_artifact_refuses_escapes_and_writes_nothing_outside(tmp_path, store
     source.write_text("x")
     with nbtrack.start_run() as run:
         for bad in ("/tmp", "../../outside", "a/../../.."):
-            with pytest.raises(ArtifactPathError, match="artifact folder|absolute"):
+            with pytest.raises(ArtifactPathError, match=r"artifact folder|absolute"):
                 nbtrack.log_artifact(source, artifact_path=bad)
         with pytest.raises(ArtifactPathError):
             nbtrack.log_text("x", "../escape.txt")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +47,7 @@ def test_failing_block_keeps_values_and_marks_failed():
         nbtrack.log_param("alpha", 1)
         for step in range(3):
             nbtrack.log_metric("loss", 1.0 / (step + 1), step=step)
-        1 / 0
+        raise ZeroDivisionError("midway")
     got = nbtrack.get_run(run.info.run_id)
     assert got.info.status == "FAILED"
     assert got.data.params == {"alpha": "1"}
@@ -143,9 +144,9 @@ def test_artifacts_text_dict_and_files(tmp_path):
     assert [f.path for f in client.list_artifacts(run_id, "bundle")] == ["bundle/sub",
                                                                          "bundle/x.txt"]
     local = client.download_artifacts(run_id, "config.json", tmp_path / "out")
-    assert json.loads(open(local).read()) == {"a": 1}
+    assert json.loads(Path(local).read_text()) == {"a": 1}
     folder_copy = client.download_artifacts(run_id, "bundle", tmp_path / "out2")
-    assert open(f"{folder_copy}/sub/y.txt").read() == "y"
+    assert (Path(folder_copy) / "sub" / "y.txt").read_text() == "y"
     assert uri.endswith(run_id)
     index = nbtrack.sql("SELECT path, file_size FROM artifacts ORDER BY path")
     assert "bundle/sub/y.txt" in list(index["path"])

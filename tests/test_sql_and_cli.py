@@ -50,7 +50,7 @@ def test_sql_cannot_change_the_store(query):
 
 
 def test_sql_errors_are_clear():
-    with pytest.raises(InvalidValueError, match="nbtrack.sql"):
+    with pytest.raises(InvalidValueError, match=r"nbtrack\.sql"):
         nbtrack.sql("SELECT nosuch FROM runs")
     # the search path is restored afterwards: the store still works
     _log_two_runs()

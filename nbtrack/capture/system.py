@@ -21,7 +21,7 @@ def user() -> str:
 
 @functools.cache
 def host() -> str:
-    """This machine's host name."""
+    """The host name of this machine."""
     return socket.gethostname()
 
 

@@ -72,7 +72,7 @@ class Not:
     item: Node
 
 
-Node = Union[Comparison, And, Or, Not]
+Node = Union[Comparison, And, Or, Not]  # noqa: UP007 - a runtime alias, valid on 3.10
 
 
 @dataclass(frozen=True)

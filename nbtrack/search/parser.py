@@ -260,7 +260,8 @@ class _Parser:
         if self.accept_keyword("IN"):
             return self.in_clause(entity, key, "IN", token)
         op_token = self.current
-        if op_token.kind == "op" or (op_token.kind == "keyword" and op_token.value in ("LIKE", "ILIKE")):
+        is_like = op_token.kind == "keyword" and op_token.value in ("LIKE", "ILIKE")
+        if op_token.kind == "op" or is_like:
             op = op_token.value
         else:
             raise self.fail("Expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, IS)")

@@ -80,7 +80,7 @@ def write_batch(conn, batch: Batch) -> list[str]:
                 "INSERT INTO tags SELECT run_id, key, value FROM _nb_tags WHERE value IS NOT NULL"
             )
         if batch.metrics:
-            run_ids, keys, values, steps, stamps = zip(*batch.metrics)
+            run_ids, keys, values, steps, stamps = zip(*batch.metrics, strict=True)
             _register(conn, "_nb_metrics", pa.table({
                 "run_id": pa.array(run_ids, pa.string()),
                 "key": pa.array(keys, pa.string()),
@@ -91,7 +91,7 @@ def write_batch(conn, batch: Batch) -> list[str]:
             conn.execute("INSERT INTO metrics SELECT * FROM _nb_metrics")
             conn.execute(_LATEST)
         if batch.artifacts:
-            cols = list(zip(*batch.artifacts))
+            cols = list(zip(*batch.artifacts, strict=True))
             _register(conn, "_nb_artifacts", pa.table({
                 "run_id": pa.array(cols[0], pa.string()),
                 "path": pa.array(cols[1], pa.string()),
@@ -146,7 +146,7 @@ def _write_run_updates(conn, updates: dict[str, dict], registered: list[str]) ->
 def _write_params(conn, params: list[tuple[str, str, str]], registered: list[str]) -> list[str]:
     import pyarrow as pa
 
-    run_ids, keys, values = zip(*params)
+    run_ids, keys, values = zip(*params, strict=True)
     _register(conn, "_nb_params", pa.table({
         "run_id": pa.array(run_ids, pa.string()),
         "key": pa.array(keys, pa.string()),

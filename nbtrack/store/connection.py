@@ -96,9 +96,9 @@ class ConnectionManager:
         if not self._mutex.acquire(blocking=False):
             return True
         try:
-            if self._conn is not None and self._depth == 0:
-                if time.monotonic() - self._last_used >= self.linger:
-                    self._close()
+            idle = time.monotonic() - self._last_used >= self.linger
+            if self._conn is not None and self._depth == 0 and idle:
+                self._close()
             return self._conn is not None
         finally:
             self._mutex.release()

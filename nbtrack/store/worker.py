@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 
 class BackgroundWriter:
-    """Calls ``flush`` when woken (size, end of run) or every ``interval`` seconds, and
-    ``close_if_idle`` so the store file is handed back to other processes after the linger.
+    """Flush when woken (size, end of run) or every ``interval`` seconds.
+
+    Between flushes it calls ``close_if_idle``, so the store file goes back to other processes
+    once the linger has passed.
     """
 
     def __init__(

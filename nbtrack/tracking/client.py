@@ -43,6 +43,7 @@ class Client:
     Args:
         tracking_uri: the store to use; by default the one ``set_tracking_uri`` chose, else
             ``NBTRACK_TRACKING_URI``, else ``.nbtrack/`` under the working directory.
+
     """
 
     def __init__(self, tracking_uri: str | os.PathLike | None = None) -> None:

@@ -122,6 +122,7 @@ def start_run(
         nested: start the run under the active one. Without it, starting a run while another
             is active is an error.
         parent_run_id: the parent of a new run, when it is not the active run.
+
     """
     client = _client()
     if _active_runs and not nested:
@@ -299,7 +300,7 @@ def search_runs(
     client = _client()
     ids = _experiment_ids(client, experiment_ids, experiment_names, search_all_experiments)
     if output_format == "list":
-        runs, token, out = None, None, []
+        token, out = None, []
         while True:
             page = client.search_runs(ids, filter_string, run_view_type,
                                       min(max_results - len(out), 50_000), order_by, token)

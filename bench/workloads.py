@@ -1,0 +1,291 @@
+"""The measured workloads, one function per (scenario, library). Each runs in a fresh process.
+
+Every function gets a scratch folder and returns a dict of measurements in seconds (``per``
+fields are per call or per run). Seeding large stores is not measured: MLflow's SQLite store is
+filled with bulk SQL in its own schema, nbtrack's through its public API.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+FILTER = "metrics.rmse < 0.5 AND params.model = 'lasso'"
+ORDER = ["metrics.rmse ASC"]
+MODELS = ("lasso", "ridge", "linear", "tree")
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _rows(n_runs: int, seed: int = 0):
+    """Deterministic run values shared by both libraries: 10 params, 5 metrics, 3 tags."""
+    rng = random.Random(seed)
+    for i in range(n_runs):
+        params = {f"p{k}": str(rng.randint(0, 9)) for k in range(9)}
+        params["model"] = MODELS[i % 4]
+        metrics = {"rmse": rng.random(), "mae": rng.random(), "r2": rng.random(),
+                   "m3": rng.random(), "m4": rng.random()}
+        tags = {"team": f"t{i % 3}", "stage": "dev", "batch": str(i // 1000)}
+        yield uuid.uuid4().hex, params, metrics, tags
+
+
+# ---- MLflow ---------------------------------------------------------------------------------
+def _mlflow(folder: Path):
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+    return mlflow
+
+
+def _mlflow_seed(folder: Path, n_runs: int, history_points: int = 0) -> str:
+    import sqlite3
+
+    mlflow = _mlflow(folder)
+    experiment_id = mlflow.create_experiment("bench")
+    db = sqlite3.connect(folder / "mlflow.db")
+    now = int(time.time() * 1000)
+    runs, params, metrics, tags = [], [], [], []
+    for i, (run_id, p, m, t) in enumerate(_rows(n_runs)):
+        runs.append((run_id, f"r{i}", "LOCAL", "", "", "bench", "FINISHED", now + i, now + i + 5,
+                     "", "active", f"{folder}/mlruns/{run_id}", int(experiment_id), None))
+        params += [(k, v, run_id) for k, v in p.items()]
+        metrics += [(k, v, now, run_id, 0, False) for k, v in m.items()]
+        tags += [(k, v, run_id) for k, v in t.items()]
+    if history_points:
+        run_id = runs[0][0]
+        metrics += [("loss", 1.0 / (s + 1), now + s, run_id, s, False)
+                    for s in range(history_points)]
+    db.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", runs)
+    db.executemany("INSERT INTO params VALUES (?,?,?)", params)
+    db.executemany("INSERT INTO tags VALUES (?,?,?)", tags)
+    db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", metrics)
+    db.execute("INSERT INTO latest_metrics SELECT key, value, timestamp, step, is_nan, run_uuid "
+               "FROM metrics WHERE key <> 'loss'")
+    db.commit()
+    db.close()
+    return experiment_id
+
+
+def mlflow_import(folder: Path) -> dict:
+    return {"seconds": _import_time("mlflow")}
+
+
+def mlflow_log_metric(folder: Path, n: int = 300, n_async: int = 3000) -> dict:
+    mlflow = _mlflow(folder)
+    with mlflow.start_run():
+        start = time.perf_counter()
+        for i in range(n):
+            mlflow.log_metric("loss", 0.5, step=i)
+        sync = (time.perf_counter() - start) / n
+    with mlflow.start_run():
+        start = time.perf_counter()
+        for i in range(n_async):
+            mlflow.log_metric("loss", 0.5, step=i, synchronous=False)
+        mlflow.flush_async_logging()
+        asynchronous = (time.perf_counter() - start) / n_async
+    return {"per": sync, "per_async": asynchronous}
+
+
+def mlflow_run(folder: Path, n: int = 30) -> dict:
+    mlflow = _mlflow(folder)
+    mlflow.set_experiment("bench")
+    start = time.perf_counter()
+    for _ in range(n):
+        with mlflow.start_run():
+            for k in range(10):
+                mlflow.log_param(f"p{k}", k)
+            for k in range(5):
+                mlflow.log_metric(f"m{k}", k * 0.1)
+            for k in range(3):
+                mlflow.set_tag(f"t{k}", "v")
+    return {"per": (time.perf_counter() - start) / n}
+
+
+def mlflow_search(folder: Path, n_runs: int = 10_000, repeats: int = 5) -> dict:
+    experiment_id = _mlflow_seed(folder, n_runs)
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    found = []
+
+    def search():
+        found[:] = client.search_runs([experiment_id], FILTER, order_by=ORDER, max_results=100)
+
+    return {"seconds": _median_time(search, repeats), "rows": len(found)}
+
+
+def mlflow_frame(folder: Path, n_runs: int = 10_000, repeats: int = 2) -> dict:
+    experiment_id = _mlflow_seed(folder, n_runs)
+    import mlflow
+
+    shape = []
+
+    def frame():
+        df = mlflow.search_runs([experiment_id], max_results=n_runs)
+        shape[:] = df.shape
+
+    return {"seconds": _median_time(frame, repeats), "shape": list(shape)}
+
+
+def mlflow_history(folder: Path, points: int = 100_000, repeats: int = 3) -> dict:
+    _mlflow_seed(folder, 1, history_points=points)
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    run_id = client.search_runs(["1"])[0].info.run_id
+    got = []
+    seconds = _median_time(lambda: got.append(len(client.get_metric_history(run_id, "loss"))),
+                           repeats)
+    return {"seconds": seconds, "points": got[-1]}
+
+
+# ---- nbtrack --------------------------------------------------------------------------------
+def _nbtrack(folder: Path):
+    import nbtrack
+
+    nbtrack.set_tracking_uri(folder / "nbtrack")
+    return nbtrack
+
+
+def _nbtrack_seed(folder: Path, n_runs: int, history_points: int = 0) -> str:
+    nbtrack = _nbtrack(folder)
+    from nbtrack.entities import Metric, Param, RunTag
+
+    client = nbtrack.Client()
+    experiment_id = client.create_experiment("bench")
+    first = None
+    for i, (_, p, m, t) in enumerate(_rows(n_runs)):
+        run_id = client.create_run(experiment_id, run_name=f"r{i}").info.run_id
+        first = first or run_id
+        client.log_batch(run_id, [Metric(k, v, 0, 0) for k, v in m.items()],
+                         [Param(k, v) for k, v in p.items()],
+                         [RunTag(k, v) for k, v in t.items()])
+        client.set_terminated(run_id)
+    if history_points:
+        for s in range(history_points):
+            client.log_metric(first, "loss", 1.0 / (s + 1), step=s)
+    client.store.flush()
+    return experiment_id
+
+
+def nbtrack_import(folder: Path) -> dict:
+    return {"seconds": _import_time("nbtrack")}
+
+
+def nbtrack_log_metric(folder: Path, n: int = 1_000_000) -> dict:
+    nbtrack = _nbtrack(folder)
+    with nbtrack.start_run():
+        start = time.perf_counter()
+        for i in range(n):
+            nbtrack.log_metric("loss", 0.5, step=i)
+        logged = time.perf_counter() - start
+        nbtrack.flush()
+        written = time.perf_counter() - start
+    return {"per": written / n, "per_before_flush": logged / n}
+
+
+def nbtrack_run(folder: Path, n: int = 1000) -> dict:
+    nbtrack = _nbtrack(folder)
+    nbtrack.set_experiment("bench")
+    start = time.perf_counter()
+    for _ in range(n):
+        with nbtrack.start_run():
+            for k in range(10):
+                nbtrack.log_param(f"p{k}", k)
+            for k in range(5):
+                nbtrack.log_metric(f"m{k}", k * 0.1)
+            for k in range(3):
+                nbtrack.set_tag(f"t{k}", "v")
+    returned = time.perf_counter() - start
+    nbtrack.flush()
+    return {"per": (time.perf_counter() - start) / n, "per_before_flush": returned / n}
+
+
+def nbtrack_search(folder: Path, n_runs: int = 10_000, repeats: int = 20) -> dict:
+    experiment_id = _nbtrack_seed(folder, n_runs)
+    nbtrack = _nbtrack(folder)
+    client = nbtrack.Client()
+    found = []
+
+    def search():
+        found[:] = client.search_runs([experiment_id], FILTER, order_by=ORDER, max_results=100)
+
+    search()  # first call opens the file
+    return {"seconds": _median_time(search, repeats), "rows": len(found)}
+
+
+def nbtrack_frame(folder: Path, n_runs: int = 10_000, repeats: int = 5) -> dict:
+    experiment_id = _nbtrack_seed(folder, n_runs)
+    nbtrack = _nbtrack(folder)
+    shape = []
+
+    def frame():
+        df = nbtrack.search_runs([experiment_id], max_results=n_runs)
+        shape[:] = df.shape
+
+    frame()
+    return {"seconds": _median_time(frame, repeats), "shape": list(shape)}
+
+
+def nbtrack_history(folder: Path, points: int = 100_000, repeats: int = 5) -> dict:
+    _nbtrack_seed(folder, 1, history_points=points)
+    nbtrack = _nbtrack(folder)
+    client = nbtrack.Client()
+    run_id = nbtrack.search_runs(experiment_names=["bench"])["run_id"][0]
+    got = []
+    client.get_metric_history(run_id, "loss")
+    seconds = _median_time(lambda: got.append(len(client.get_metric_history(run_id, "loss"))),
+                           repeats)
+    return {"seconds": seconds, "points": got[-1]}
+
+
+# ---- shared ---------------------------------------------------------------------------------
+def _import_time(module: str, repeats: int = 5) -> float:
+    """Median wall time of ``import module`` in a fresh interpreter, minus bare startup."""
+    def run(code):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+        return time.perf_counter() - start
+
+    base = statistics.median(run("pass") for _ in range(repeats))
+    full = statistics.median(run(f"import {module}") for _ in range(repeats))
+    return max(full - base, 0.0)
+
+
+CREATE_STORE = {
+    "nbtrack": ("import nbtrack, sys; nbtrack.set_tracking_uri(sys.argv[1]); "
+                "nbtrack.start_run(); nbtrack.log_param('a', 1); nbtrack.end_run()"),
+    "mlflow": ("import logging, sys; logging.disable(logging.CRITICAL); import mlflow; "
+               "mlflow.set_tracking_uri('sqlite:///' + sys.argv[1] + '.db'); "
+               "mlflow.start_run(); mlflow.log_param('a', 1); mlflow.end_run()"),
+}
+
+
+def create_store(folder: Path, library: str, rounds: int = 5, processes: int = 4) -> dict:
+    """Start ``processes`` processes on one brand-new store at once, ``rounds`` times."""
+    failures = 0
+    for r in range(rounds):
+        target = str(folder / f"{library}-{r}")
+        procs = [subprocess.Popen([sys.executable, "-c", CREATE_STORE[library], target],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for _ in range(processes)]
+        for proc in procs:
+            proc.communicate(timeout=300)
+            failures += proc.returncode != 0
+    return {"failures": failures, "attempts": rounds * processes}
