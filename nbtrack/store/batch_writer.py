@@ -5,6 +5,8 @@ Rows travel as Arrow tables registered with the connection, never as SQL text.
 
 from __future__ import annotations
 
+import functools
+
 from nbtrack.store.pending import Batch
 
 RUN_COLUMNS = (
@@ -31,6 +33,16 @@ SELECT run_id, key, c.v, c.s, c.t FROM (
     GROUP BY run_id, key
 )
 """
+
+
+@functools.cache
+def _metric_row_type():
+    import pyarrow as pa
+
+    return pa.struct([
+        ("run_id", pa.string()), ("key", pa.string()), ("value", pa.float64()),
+        ("step", pa.int64()), ("timestamp", pa.int64()),
+    ])
 
 
 def _table(columns: dict):
@@ -80,14 +92,9 @@ def write_batch(conn, batch: Batch) -> list[str]:
                 "INSERT INTO tags SELECT run_id, key, value FROM _nb_tags WHERE value IS NOT NULL"
             )
         if batch.metrics:
-            run_ids, keys, values, steps, stamps = zip(*batch.metrics, strict=True)
-            _register(conn, "_nb_metrics", pa.table({
-                "run_id": pa.array(run_ids, pa.string()),
-                "key": pa.array(keys, pa.string()),
-                "value": pa.array(values, pa.float64()),
-                "step": pa.array(steps, pa.int64()),
-                "timestamp": pa.array(stamps, pa.int64()),
-            }), registered)
+            # one C-level pass from row tuples to columns (far faster than zip + arrays)
+            rows = pa.array(batch.metrics, type=_metric_row_type())
+            _register(conn, "_nb_metrics", pa.Table.from_struct_array(rows), registered)
             conn.execute("INSERT INTO metrics SELECT * FROM _nb_metrics")
             conn.execute(_LATEST)
         if batch.artifacts:
