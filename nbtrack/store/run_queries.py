@@ -22,14 +22,25 @@ from nbtrack.entities import (
 )
 from nbtrack.exceptions import InvalidValueError
 from nbtrack.search.parser import parse_filter, parse_order_by
-from nbtrack.store.search_sql import compile_filter, compile_order_by
+from nbtrack.store.search_sql import plan_search
 
-_RUN_SELECT = (
-    "SELECT run_id, experiment_id, run_name, user_id, status, start_time, end_time, "
-    "lifecycle_stage, artifact_uri, parent_run_id, description, source_type, source_name, "
-    "source_code, git_commit, git_branch, git_dirty, git_diff, host, python_version, platform, "
-    "env_hash FROM runs WHERE run_id IN (SELECT unnest(?))"
+_RUN_COLUMNS = (
+    "run_id", "experiment_id", "run_name", "user_id", "status", "start_time", "end_time",
+    "lifecycle_stage", "artifact_uri", "parent_run_id", "description", "source_type",
+    "source_name", "source_code", "git_commit", "git_branch", "git_dirty", "git_diff", "host",
+    "python_version", "platform", "env_hash",
 )
+_RUN_SELECT = ", ".join(f"r.{c}" for c in _RUN_COLUMNS)
+# One query for a page's params (kind 0), tags (1), latest metrics (2) and inputs (3).
+_VALUES = """
+SELECT run_id, 0 AS kind, key, value, NULL::DOUBLE AS number FROM params
+    WHERE run_id IN (SELECT unnest($1))
+UNION ALL SELECT run_id, 1, key, value, NULL FROM tags WHERE run_id IN (SELECT unnest($1))
+UNION ALL SELECT run_id, 2, key, NULL, value FROM latest_metrics
+    WHERE run_id IN (SELECT unnest($1))
+UNION ALL SELECT run_id, 3, dataset_name, dataset_digest, NULL FROM inputs
+    WHERE run_id IN (SELECT unnest($1))
+"""
 
 
 def run_exists(conn, store, run_id: str) -> bool:
@@ -37,40 +48,40 @@ def run_exists(conn, store, run_id: str) -> bool:
     return conn.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone() is not None
 
 
-def _grouped(conn, sql: str, run_ids: list[str]) -> dict[str, dict]:
-    grouped: dict[str, dict] = defaultdict(dict)
-    for run_id, key, value in conn.execute(sql, [run_ids]).fetchall():
-        grouped[run_id][key] = value
-    return grouped
-
-
-def load_runs(conn, store, run_ids: list[str]) -> list[Run]:
-    """The runs with these ids, in the given order (unknown ids are skipped)."""
-    if not run_ids:
-        return []
-    rows = {row[0]: row for row in conn.execute(_RUN_SELECT, [run_ids]).fetchall()}
-    ids = [r for r in run_ids if r in rows]
-    params = _grouped(conn, "SELECT run_id, key, value FROM params "
-                            "WHERE run_id IN (SELECT unnest(?))", ids)
-    metrics = _grouped(conn, "SELECT run_id, key, value FROM latest_metrics "
-                             "WHERE run_id IN (SELECT unnest(?))", ids)
-    tags = _grouped(conn, "SELECT run_id, key, value FROM tags "
-                          "WHERE run_id IN (SELECT unnest(?))", ids)
+def _inputs(conn, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
     inputs: dict[str, list[DatasetInput]] = defaultdict(list)
     for row in conn.execute(
         "SELECT i.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, "
         "i.context FROM inputs i JOIN datasets d ON d.name = i.dataset_name AND "
         "d.digest = i.dataset_digest WHERE i.run_id IN (SELECT unnest(?))",
-        [ids],
+        [run_ids],
     ).fetchall():
         inputs[row[0]].append(DatasetInput(Dataset(*row[1:7]), row[7]))
+    return inputs
+
+
+def _build_runs(conn, store, rows: list[tuple]) -> list[Run]:
+    """Turn run rows (in ``_RUN_COLUMNS`` order) into ``Run`` entities with their values."""
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    values: list[dict[str, dict]] = [defaultdict(dict) for _ in range(3)]
+    with_inputs = set()
+    for run_id, kind, key, value, number in conn.execute(_VALUES, [ids]).fetchall():
+        if kind == 3:
+            with_inputs.add(run_id)
+        else:
+            values[kind][run_id][key] = number if kind == 2 else value
+    inputs = _inputs(conn, list(with_inputs)) if with_inputs else {}
+    params, tags, metrics = values
+    root = store.root
     runs = []
-    for run_id in ids:
-        r = rows[run_id]
+    for r in rows:
+        run_id = r[0]
         info = RunInfo(
-            run_id=r[0], experiment_id=r[1], run_name=r[2], user_id=r[3], status=r[4],
+            run_id=run_id, experiment_id=r[1], run_name=r[2], user_id=r[3], status=r[4],
             start_time=r[5], end_time=r[6], lifecycle_stage=r[7],
-            artifact_uri=str(store.root / r[8]) if r[8] else "", parent_run_id=r[9],
+            artifact_uri=str(root / r[8]) if r[8] else "", parent_run_id=r[9],
             description=r[10],
         )
         source = RunSource(
@@ -79,8 +90,21 @@ def load_runs(conn, store, run_ids: list[str]) -> list[Run]:
             env_hash=r[21],
         )
         data = RunData(metrics=metrics[run_id], params=params[run_id], tags=tags[run_id])
-        runs.append(Run(info, data, RunInputs(inputs[run_id]), source))
+        runs.append(Run(info, data, RunInputs(inputs.get(run_id, [])), source))
     return runs
+
+
+def load_runs(conn, store, run_ids: list[str]) -> list[Run]:
+    """The runs with these ids, in the given order (unknown ids are skipped)."""
+    if not run_ids:
+        return []
+    found = {
+        row[0]: row
+        for row in conn.execute(
+            f"SELECT {_RUN_SELECT} FROM runs r WHERE r.run_id IN (SELECT unnest(?))", [run_ids]
+        ).fetchall()
+    }
+    return _build_runs(conn, store, [found[r] for r in run_ids if r in found])
 
 
 def params_of(conn, store, run_id: str) -> dict[str, str]:
@@ -119,15 +143,15 @@ def _encode_token(offset: int) -> str:
 
 
 def _search_sql(columns: str, experiment_ids, filter_string, view_type, order_by):
-    where, where_params = compile_filter(parse_filter(filter_string))
-    joins, order_sql, order_params = compile_order_by(parse_order_by(order_by))
+    plan = plan_search(parse_filter(filter_string), parse_order_by(order_by))
     sql = (
-        f"SELECT {columns} FROM runs r {joins} "
+        f"SELECT {columns} FROM runs r {' '.join(plan.joins)} "
         "WHERE list_contains(?, r.experiment_id) AND list_contains(?, r.lifecycle_stage) "
-        f"AND {where} ORDER BY {order_sql} LIMIT ? OFFSET ?"
+        f"AND {plan.where} ORDER BY {plan.order} LIMIT ? OFFSET ?"
     )
     stages = list(ViewType.stages(view_type))
-    return sql, [*order_params, [str(e) for e in experiment_ids], stages, *where_params]
+    ids = [str(e) for e in experiment_ids]
+    return sql, [*plan.join_params, ids, stages, *plan.where_params]
 
 
 def _check_max_results(max_results: int) -> int:
@@ -141,6 +165,7 @@ def search_runs(conn, store, experiment_ids, filter_string, view_type, max_resul
     """A page of runs and the token for the next page (None on the last page)."""
     limit = _check_max_results(max_results)
     offset = _decode_token(page_token)
+    # ids first: carrying every run column through the sort costs more than a second lookup
     sql, params = _search_sql("r.run_id", experiment_ids, filter_string, view_type, order_by)
     ids = [row[0] for row in conn.execute(sql, [*params, limit + 1, offset]).fetchall()]
     token = _encode_token(offset + limit) if len(ids) > limit else None

@@ -1,18 +1,23 @@
 """Compile a parsed filter and order-by keys to SQL with ``?`` placeholders.
 
-Values only ever travel as parameters. Column names come from fixed tables in this module
-(never from the filter's text), and every clause is two-valued: a clause on a key the run lacks
-is false, so ``NOT`` and ``OR`` behave as users expect.
+Values only ever travel as parameters. Column and table names come from fixed tables in this
+module (never from the filter's text).
+
+Plan: every distinct metric, param or tag key that the filter or the ordering mentions is joined
+once, as ``LEFT JOIN <table> kN ON kN.run_id = r.run_id AND kN.key = ?`` (a run has at most one
+row per key in ``latest_metrics``, ``params`` and ``tags``). Clauses then test ``kN.value``, and
+each is wrapped so that a key the run lacks makes the clause false, never NULL: ``NOT`` and ``OR``
+behave as users expect. One join per key is far cheaper than a subquery per clause.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from nbtrack.search.ast import (
     ATTRIBUTE,
     DATASET,
     METRIC,
-    PARAM,
-    TAG,
     And,
     Comparison,
     Node,
@@ -38,28 +43,60 @@ _ATTRIBUTE_SQL = {
     "end_time": "r.end_time",
     "duration": "(r.end_time - r.start_time)",
 }
-_KEYED_TABLES = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}
+_KEYED_TABLES = {METRIC: "latest_metrics", "param": "params", "tag": "tags"}
 _DATASET_SQL = {"name": "d.name", "digest": "d.digest", "context": "i.context"}
 _SIMPLE_OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=",
                "LIKE": "LIKE", "ILIKE": "ILIKE"}
 
 
-def compile_filter(node: Node | None) -> tuple[str, list]:
-    """Return ``(sql, params)`` for a WHERE clause over runs aliased ``r``."""
-    if node is None:
-        return "TRUE", []
-    params: list = []
-    return _compile(node, params), params
+@dataclass
+class SearchPlan:
+    """The pieces of a run search: joins, WHERE and ORDER BY, each with its parameters."""
+
+    joins: list[str] = field(default_factory=list)
+    join_params: list = field(default_factory=list)
+    aliases: dict[tuple[str, str], str] = field(default_factory=dict)
+    where: str = "TRUE"
+    where_params: list = field(default_factory=list)
+    order: str = ""
+    order_params: list = field(default_factory=list)
+
+    def value_column(self, entity: str, key: str) -> str:
+        """The joined ``value`` column for a metric, param or tag key, joining it once."""
+        alias = self.aliases.get((entity, key))
+        if alias is None:
+            alias = f"k{len(self.aliases)}"
+            self.aliases[(entity, key)] = alias
+            self.joins.append(
+                f"LEFT JOIN {_KEYED_TABLES[entity]} {alias} "
+                f"ON {alias}.run_id = r.run_id AND {alias}.key = ?"
+            )
+            self.join_params.append(key)
+        return f"{alias}.value"
+
+    @property
+    def params(self) -> list:
+        """All parameters, in the order their placeholders appear in the SQL."""
+        return [*self.join_params, *self.where_params, *self.order_params]
 
 
-def _compile(node: Node, params: list) -> str:
+def plan_search(node: Node | None, keys: list[OrderKey]) -> SearchPlan:
+    """Plan the joins, WHERE clause and ORDER BY for a filter tree and order keys."""
+    plan = SearchPlan()
+    if node is not None:
+        plan.where = _compile(node, plan)
+    plan.order = _order_by(keys, plan)
+    return plan
+
+
+def _compile(node: Node, plan: SearchPlan) -> str:
     if isinstance(node, And):
-        return "(" + " AND ".join(_compile(n, params) for n in node.items) + ")"
+        return "(" + " AND ".join(_compile(n, plan) for n in node.items) + ")"
     if isinstance(node, Or):
-        return "(" + " OR ".join(_compile(n, params) for n in node.items) + ")"
+        return "(" + " OR ".join(_compile(n, plan) for n in node.items) + ")"
     if isinstance(node, Not):
-        return "(NOT " + _compile(node.item, params) + ")"
-    return _comparison(node, params)
+        return "(NOT " + _compile(node.item, plan) + ")"
+    return _comparison(node, plan)
 
 
 def _value_test(column: str, clause: Comparison, params: list, numeric: bool) -> str:
@@ -75,17 +112,16 @@ def _value_test(column: str, clause: Comparison, params: list, numeric: bool) ->
     return test
 
 
-def _comparison(clause: Comparison, params: list) -> str:
+def _comparison(clause: Comparison, plan: SearchPlan) -> str:
+    params = plan.where_params
     if clause.entity in _KEYED_TABLES:
-        table = _KEYED_TABLES[clause.entity]
-        params.append(clause.key)
-        exists = f"EXISTS (SELECT 1 FROM {table} k WHERE k.run_id = r.run_id AND k.key = ?"
+        column = plan.value_column(clause.entity, clause.key)
         if clause.op == "IS NULL":
-            return "NOT " + exists + ")"
+            return f"({column} IS NULL)"
         if clause.op == "IS NOT NULL":
-            return exists + ")"
-        numeric = clause.entity == METRIC
-        return exists + " AND " + _value_test("k.value", clause, params, numeric) + ")"
+            return f"({column} IS NOT NULL)"
+        test = _value_test(column, clause, params, numeric=clause.entity == METRIC)
+        return f"coalesce({test}, FALSE)"
     if clause.entity == DATASET:
         column = _DATASET_SQL[clause.key]
         body = (
@@ -110,25 +146,16 @@ def _comparison(clause: Comparison, params: list) -> str:
     return f"coalesce({_value_test(column, clause, params, numeric=False)}, FALSE)"
 
 
-def compile_order_by(keys: list[OrderKey]) -> tuple[str, str, list]:
-    """Return ``(joins, order_sql, params)``: LEFT JOINs that expose each key, then ORDER BY.
+def _order_by(keys: list[OrderKey], plan: SearchPlan) -> str:
+    """ORDER BY where missing values and NaN sort last in both directions, as in MLflow.
 
-    Missing values and NaN sort last in both directions, as in MLflow; ties fall back to the
-    newest start time, then the run id, so pages are stable.
+    Ties fall back to the newest start time, then the run id, so pages are stable.
     """
-    joins: list[str] = []
     order: list[str] = []
-    params: list = []
-    for i, key in enumerate(keys):
+    for key in keys:
         direction = "ASC" if key.ascending else "DESC"
         if key.entity in _KEYED_TABLES:
-            alias = f"o{i}"
-            joins.append(
-                f"LEFT JOIN {_KEYED_TABLES[key.entity]} {alias} "
-                f"ON {alias}.run_id = r.run_id AND {alias}.key = ?"
-            )
-            params.append(key.key)
-            column = f"{alias}.value"
+            column = plan.value_column(key.entity, key.key)
         elif key.entity == ATTRIBUTE:
             column = _ATTRIBUTE_SQL[key.key]
         else:
@@ -139,4 +166,4 @@ def compile_order_by(keys: list[OrderKey]) -> tuple[str, str, list]:
             order.append(f"({column} IS NULL) ASC")
         order.append(f"{column} {direction}")
     order += ["r.start_time DESC", "r.run_id ASC"]
-    return " ".join(joins), ", ".join(order), params
+    return ", ".join(order)
