@@ -139,3 +139,28 @@ def test_failed_flush_keeps_values_pending(tmp_path):
     store.flush()
     assert client.get_run(run_id).data.metrics == {"m": 1.0}
     assert client.get_run(run_id).data.params == {"p": "v"}
+
+
+def test_run_of_a_dead_process_is_marked_killed(tmp_path):
+    store = tmp_path / "s"
+    proc = _spawn("die_while_running", store)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    run_id = out.strip()
+    nbtrack.set_tracking_uri(store)
+    run = nbtrack.get_run(run_id)
+    assert run.info.status == "KILLED" and run.info.end_time is not None
+    assert run.data.metrics == {"m": 1.0}
+
+
+def test_resumed_run_is_not_taken_for_dead(tmp_path):
+    store = tmp_path / "s"
+    proc = _spawn("die_while_running", store)
+    run_id = proc.communicate(timeout=120)[0].strip()
+    nbtrack.set_tracking_uri(store)
+    assert nbtrack.get_run(run_id).info.status == "KILLED"
+    with nbtrack.start_run(run_id=run_id):  # resumed here: this live process claims it
+        nbtrack.flush()
+        assert nbtrack.Client().store.mark_dead_runs() == []
+        assert nbtrack.get_run(run_id).info.status == "RUNNING"
+    assert nbtrack.get_run(run_id).info.status == "FINISHED"

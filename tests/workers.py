@@ -67,6 +67,21 @@ def raise_inside_run(store: str) -> None:
         raise RuntimeError("boom")
 
 
+
+def die_while_running(store: str) -> None:
+    """Start a run, make sure it is written, then die without any cleanup."""
+    import os
+
+    import nbtrack
+
+    nbtrack.set_tracking_uri(store)
+    run = nbtrack.start_run(run_name="doomed")
+    nbtrack.log_metric("m", 1.0)
+    nbtrack.flush()
+    print(run.info.run_id, flush=True)
+    os._exit(0)
+
+
 if __name__ == "__main__":
     name, *args = sys.argv[1:]
     parsed = [float(a) if "." in a and a.replace(".", "").isdigit() else

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 
+from nbtrack.store import run_index
 from nbtrack.store.pending import Batch
 
 RUN_COLUMNS = (
@@ -15,7 +16,9 @@ RUN_COLUMNS = (
     "source_name", "source_code", "git_commit", "git_branch", "git_dirty", "git_diff", "host",
     "pid", "python_version", "platform", "env_hash",
 )
-UPDATABLE_RUN_COLUMNS = ("status", "end_time", "run_name", "description", "lifecycle_stage")
+UPDATABLE_RUN_COLUMNS = (
+    "status", "end_time", "run_name", "description", "lifecycle_stage", "pid", "host",
+)
 
 _LATEST = """
 INSERT OR REPLACE INTO latest_metrics
@@ -113,10 +116,26 @@ def write_batch(conn, batch: Batch) -> list[str]:
             conn.execute("INSERT INTO artifacts SELECT * FROM _nb_artifacts")
         if batch.inputs:
             _write_inputs(conn, batch)
+        _refresh_index(conn, batch, registered)
     finally:
         for name in registered:
             conn.unregister(name)
     return warnings
+
+
+def _refresh_index(conn, batch: Batch, registered: list[str]) -> None:
+    import pyarrow as pa
+
+    touched = set(batch.runs) | set(batch.run_updates)
+    touched.update(run_id for run_id, _, _ in batch.params)
+    touched.update(run_id for run_id, _ in batch.tags)
+    touched.update(run_id for run_id, *_ in batch.inputs)
+    _register(conn, "_nb_touched", pa.table({"run_id": pa.array(sorted(touched), pa.string())}),
+              registered)
+    source = "_nb_touched"
+    if batch.metrics:
+        source = "(SELECT run_id FROM _nb_touched UNION SELECT DISTINCT run_id FROM _nb_metrics)"
+    run_index.refresh(conn, source)
 
 
 def _write_environments(conn, environments: dict[str, dict]) -> None:
@@ -142,6 +161,8 @@ def _write_run_updates(conn, updates: dict[str, dict], registered: list[str]) ->
         "run_name": pa.array(columns["run_name"], pa.string()),
         "description": pa.array(columns["description"], pa.string()),
         "lifecycle_stage": pa.array(columns["lifecycle_stage"], pa.string()),
+        "pid": pa.array(columns["pid"], pa.int32()),
+        "host": pa.array(columns["host"], pa.string()),
     })
     _register(conn, "_nb_updates", table, registered)
     assignments = ", ".join(

@@ -8,9 +8,9 @@ script and dashboard out of it. Why not open and close per operation? Opening a 
 - an operation takes the cross-process lock (``StoreLock``) and opens the file if it is closed;
 - afterwards the file stays open for a short *linger* (default 0.25 s), so a burst of operations
   pays for one open;
-- the moment another process signals that it waits, the holder closes the file and lets go, so
-  writers and readers elsewhere wait at most one operation plus, when the holder is idle, the
-  linger.
+- the moment another process signals that it waits, the holder closes the file and lets go: it
+  checks after each operation, and its background thread checks every 50 ms while the file is
+  open, so writers and readers elsewhere wait at most one operation or 50 ms.
 
 A program outside nbtrack (the DuckDB CLI, say) that holds the file open is waited for with
 retries, then reported with a clear error; nothing is dropped meanwhile, since buffered writes stay
@@ -58,6 +58,12 @@ class ConnectionManager:
         self._depth = 0
         self._last_used = 0.0
         self.opens = 0  # how many times the file was opened: for tests and benchmarks
+        # Facts about the file that only a writer can change. While this process has the file
+        # open no other process can write, so they stay true until it is closed (or this
+        # process writes, which clears them).
+        self.session_cache: dict = {}
+        #: Called after each open: the store starts the thread that closes an idle file.
+        self.after_open: Callable[[], None] | None = None
 
     @property
     def is_open(self) -> bool:
@@ -92,12 +98,16 @@ class ConnectionManager:
             conn.execute("COMMIT")
 
     def close_if_idle(self) -> bool:
-        """Close the file if it was unused for the linger; return whether it is still open."""
+        """Close the file if unused for the linger, or at once if unused and someone waits.
+
+        Returns whether the file is still open.
+        """
         if not self._mutex.acquire(blocking=False):
             return True
         try:
-            idle = time.monotonic() - self._last_used >= self.linger
-            if self._conn is not None and self._depth == 0 and idle:
+            if self._conn is not None and self._depth == 0 and (
+                time.monotonic() - self._last_used >= self.linger or self.lock.others_waiting()
+            ):
                 self._close()
             return self._conn is not None
         finally:
@@ -151,7 +161,10 @@ class ConnectionManager:
             self.lock.release()
             raise
         self._conn = conn
+        self.session_cache.clear()
         self.opens += 1
+        if self.after_open is not None:
+            self.after_open()
 
     def _close(self) -> None:
         if self._conn is not None:

@@ -27,7 +27,7 @@ from nbtrack.exceptions import (
     ParamConflictError,
     StoreVersionError,
 )
-from nbtrack.store import run_queries, schema
+from nbtrack.store import run_index, run_queries, schema
 from nbtrack.store.base import Store
 from nbtrack.store.batch_writer import write_batch
 from nbtrack.store.connection import ConnectionManager, _float_env
@@ -43,6 +43,18 @@ _LIVE_STORES: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 class DuckDBStore(Store):
@@ -72,12 +84,14 @@ class DuckDBStore(Store):
             interval=_float_env("NBTRACK_FLUSH_INTERVAL", 1.0),
             linger=self._connection.linger,
         )
+        self._connection.after_open = self._writer.ensure_running  # so an idle file is closed
         self.sync_writes = os.environ.get("NBTRACK_SYNC_WRITES", "").lower() in ("1", "true")
         if not self.sync_writes:
             self.add_metric = self._pending.add_metric  # the log_metric hot path: one call
         _LIVE_STORES.add(self)
         with self._connection.use():
             pass  # create or check the schema now, so a bad store fails at once
+        self.mark_dead_runs()
 
     def __repr__(self) -> str:
         return f"DuckDBStore({str(self.root)!r})"
@@ -133,6 +147,34 @@ class DuckDBStore(Store):
             raise
         conn.execute("COMMIT")
 
+    def mark_dead_runs(self) -> list[str]:
+        """Mark KILLED the RUNNING runs of this host whose process no longer exists.
+
+        A kernel that crashed or was killed never ends its run; without this it would stay
+        RUNNING forever. Returns the ids of the runs it marked.
+        """
+        from nbtrack.capture import system
+
+        with self._connection.use() as conn:
+            rows = conn.execute(
+                "SELECT run_id, pid FROM runs WHERE status = 'RUNNING' AND host = ? "
+                "AND pid IS NOT NULL",
+                [system.host()],
+            ).fetchall()
+        dead = [run_id for run_id, pid in rows if not _process_alive(pid)]
+        if dead:
+            with self._connection.transaction() as conn:
+                self._connection.session_cache.clear()
+                conn.execute(
+                    "UPDATE runs SET status = 'KILLED', end_time = coalesce(end_time, ?) "
+                    "WHERE run_id IN (SELECT unnest(?)) AND status = 'RUNNING'",
+                    [_now_ms(), dead],
+                )
+                conn.execute("CREATE TEMP TABLE _nb_dead AS SELECT unnest(?) AS run_id", [dead])
+                run_index.refresh(conn, "_nb_dead")
+                conn.execute("DROP TABLE _nb_dead")
+        return dead
+
     # writing ------------------------------------------------------------------------------
     def _wake_writer(self) -> None:
         self._writer.wake()
@@ -147,8 +189,10 @@ class DuckDBStore(Store):
             batch = self._pending.take()
             try:
                 with self._connection.transaction() as conn:
+                    self._connection.session_cache.clear()
                     problems = write_batch(conn, batch)
             except BaseException:
+                self._connection.session_cache.clear()
                 self._pending.put_back(batch)
                 if raise_errors:
                     raise
@@ -399,16 +443,28 @@ class DuckDBStore(Store):
         self._pending.update_run(run_id, changes)
         self.flush()
         with self._connection.transaction() as conn:
+            self._connection.session_cache.clear()
             conn.execute(
                 "UPDATE runs SET deleted_time = ? WHERE run_id = ?",
                 [_now_ms() if stage == LifecycleStage.DELETED else None, run_id],
             )
+            conn.execute("CREATE TEMP TABLE _nb_deleted AS SELECT ? AS run_id", [run_id])
+            run_index.refresh(conn, "_nb_deleted")
+            conn.execute("DROP TABLE _nb_deleted")
 
     # runs: reads --------------------------------------------------------------------------
     def _read(self, fn, *args, **kwargs):
         self.flush()
         with self._connection.use() as conn:
             return fn(conn, self, *args, **kwargs)
+
+    def index_columns(self, conn) -> tuple[set[str], bool]:
+        """The key columns of ``run_index`` and whether it is complete (cached per open)."""
+        cache = self._connection.session_cache
+        if "index_columns" not in cache:
+            columns = run_index.key_columns(conn)
+            cache["index_columns"] = (columns, len(columns) < run_index.MAX_KEY_COLUMNS)
+        return cache["index_columns"]
 
     def run_exists(self, run_id: str) -> bool:
         """Whether the run exists (pending runs of this process included)."""

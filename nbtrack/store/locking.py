@@ -13,6 +13,7 @@ operations does not pay the cost of reopening the database each time.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,23 @@ def _open_lock_file(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
 
 
+class _InProcess:
+    """Which ``StoreLock`` of this process holds a path: ``flock`` cannot tell them apart."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.holder: StoreLock | None = None
+
+
+_in_process: dict[Path, _InProcess] = {}
+_in_process_guard = threading.Lock()
+
+
+def _local(path: Path) -> _InProcess:
+    with _in_process_guard:
+        return _in_process.setdefault(path, _InProcess())
+
+
 class StoreLock:
     """Exclusive lock over a store directory, shared by nothing within one process."""
 
@@ -41,6 +59,7 @@ class StoreLock:
         self.want_path = directory / "store.want"
         self._fd: int | None = None
         self._want_fd: int | None = None
+        self._local = _local(self.path.resolve())
 
     @property
     def held(self) -> bool:
@@ -56,16 +75,47 @@ class StoreLock:
         """
         if self._fd is not None:
             return
+        deadline = time.monotonic() + timeout
+        self._claim_in_process(timeout)
         fd = _open_lock_file(self.path)
         try:
-            if self._try_lock(fd, fcntl.LOCK_EX):
-                self._fd = fd
-                return
-            self._wait(fd, timeout)
+            if not self._try_lock(fd, fcntl.LOCK_EX):
+                self._wait(fd, max(deadline - time.monotonic(), 0.0))
             self._fd = fd
         except BaseException:
             os.close(fd)
+            self._release_in_process()
             raise
+
+    def _claim_in_process(self, timeout: float) -> None:
+        local = self._local
+        with local.cond:
+            if local.holder is None or local.holder is self:
+                local.holder = self
+                return
+        want = _open_lock_file(self.want_path)  # tell the holder, as another process would
+        try:
+            fcntl.flock(want, fcntl.LOCK_SH)
+            with local.cond:
+                if not local.cond.wait_for(lambda: local.holder is None, timeout):
+                    raise self._busy(timeout)
+                local.holder = self
+        finally:
+            os.close(want)
+
+    def _release_in_process(self) -> None:
+        local = self._local
+        with local.cond:
+            if local.holder is self:
+                local.holder = None
+                local.cond.notify_all()
+
+    def _busy(self, timeout: float) -> StoreBusyError:
+        return StoreBusyError(
+            f"The store lock {self.path} was held by another process for more "
+            f"than {timeout:.0f} s. Check for a stuck process using this store "
+            "(`fuser` or `lsof` on the lock file), or raise NBTRACK_LOCK_TIMEOUT."
+        )
 
     def _wait(self, fd: int, timeout: float) -> None:
         want = _open_lock_file(self.want_path)
@@ -75,11 +125,7 @@ class StoreLock:
             delay = 0.0005
             while not self._try_lock(fd, fcntl.LOCK_EX):
                 if time.monotonic() > deadline:
-                    raise StoreBusyError(
-                        f"The store lock {self.path} was held by another process for more "
-                        f"than {timeout:.0f} s. Check for a stuck process using this store "
-                        "(`fuser` or `lsof` on the lock file), or raise NBTRACK_LOCK_TIMEOUT."
-                    )
+                    raise self._busy(timeout)
                 time.sleep(delay)
                 delay = min(delay * 2, 0.02)
         finally:
@@ -107,8 +153,12 @@ class StoreLock:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+            self._release_in_process()
 
     def forget(self) -> None:
         """Drop the handles without unlocking: for a forked child, whose locks are the parent's."""
         self._fd = None
         self._want_fd = None
+        self._local = _InProcess()
+        with _in_process_guard:
+            _in_process.clear()

@@ -22,25 +22,22 @@ from nbtrack.entities import (
 )
 from nbtrack.exceptions import InvalidValueError
 from nbtrack.search.parser import parse_filter, parse_order_by
+from nbtrack.store import run_index
+from nbtrack.store.run_index import quote
 from nbtrack.store.search_sql import plan_search
 
-_RUN_COLUMNS = (
-    "run_id", "experiment_id", "run_name", "user_id", "status", "start_time", "end_time",
-    "lifecycle_stage", "artifact_uri", "parent_run_id", "description", "source_type",
-    "source_name", "source_code", "git_commit", "git_branch", "git_dirty", "git_diff", "host",
-    "python_version", "platform", "env_hash",
-)
+_RUN_COLUMNS = run_index.BASE_COLUMNS
 _RUN_SELECT = ", ".join(f"r.{c}" for c in _RUN_COLUMNS)
-# One query for a page's params (kind 0), tags (1), latest metrics (2) and inputs (3).
+# One query for runs' params (kind 0), tags (1) and latest metrics (2): used when the index
+# lacks some keys (past its column cap).
 _VALUES = """
 SELECT run_id, 0 AS kind, key, value, NULL::DOUBLE AS number FROM params
     WHERE run_id IN (SELECT unnest($1))
 UNION ALL SELECT run_id, 1, key, value, NULL FROM tags WHERE run_id IN (SELECT unnest($1))
 UNION ALL SELECT run_id, 2, key, NULL, value FROM latest_metrics
     WHERE run_id IN (SELECT unnest($1))
-UNION ALL SELECT run_id, 3, dataset_name, dataset_digest, NULL FROM inputs
-    WHERE run_id IN (SELECT unnest($1))
 """
+_KINDS = {"params.": 0, "tags.": 1, "metrics.": 2}
 
 
 def run_exists(conn, store, run_id: str) -> bool:
@@ -50,6 +47,8 @@ def run_exists(conn, store, run_id: str) -> bool:
 
 def _inputs(conn, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
     inputs: dict[str, list[DatasetInput]] = defaultdict(list)
+    if not conn.execute("SELECT count(*) FROM inputs").fetchone()[0]:
+        return inputs
     for row in conn.execute(
         "SELECT i.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, "
         "i.context FROM inputs i JOIN datasets d ON d.name = i.dataset_name AND "
@@ -60,51 +59,64 @@ def _inputs(conn, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
     return inputs
 
 
-def _build_runs(conn, store, rows: list[tuple]) -> list[Run]:
-    """Turn run rows (in ``_RUN_COLUMNS`` order) into ``Run`` entities with their values."""
-    if not rows:
-        return []
-    ids = [r[0] for r in rows]
+def _values_from_index(table, ids: list[str]) -> list[dict[str, dict]]:
+    """``[params, tags, metrics]``, each ``{run_id: {key: value}}``, from index columns."""
     values: list[dict[str, dict]] = [defaultdict(dict) for _ in range(3)]
-    with_inputs = set()
-    for run_id, kind, key, value, number in conn.execute(_VALUES, [ids]).fetchall():
-        if kind == 3:
-            with_inputs.add(run_id)
-        else:
-            values[kind][run_id][key] = number if kind == 2 else value
-    inputs = _inputs(conn, list(with_inputs)) if with_inputs else {}
-    params, tags, metrics = values
-    root = store.root
-    runs = []
-    for r in rows:
-        run_id = r[0]
-        info = RunInfo(
-            run_id=run_id, experiment_id=r[1], run_name=r[2], user_id=r[3], status=r[4],
-            start_time=r[5], end_time=r[6], lifecycle_stage=r[7],
-            artifact_uri=str(root / r[8]) if r[8] else "", parent_run_id=r[9],
-            description=r[10],
-        )
-        source = RunSource(
-            type=r[11], name=r[12], code=r[13], git_commit=r[14], git_branch=r[15],
-            git_dirty=r[16], git_diff=r[17], host=r[18], python_version=r[19], platform=r[20],
-            env_hash=r[21],
-        )
-        data = RunData(metrics=metrics[run_id], params=params[run_id], tags=tags[run_id])
-        runs.append(Run(info, data, RunInputs(inputs.get(run_id, [])), source))
-    return runs
+    for name in table.column_names:
+        kind = next((k for prefix, k in _KINDS.items() if name.startswith(prefix)), None)
+        column = table.column(name)
+        if kind is None or column.null_count == len(column):
+            continue
+        key = name.split(".", 1)[1]
+        target = values[kind]
+        for run_id, value in zip(ids, column.to_pylist(), strict=True):
+            if value is not None:
+                target[run_id][key] = value
+    return values
 
 
 def load_runs(conn, store, run_ids: list[str]) -> list[Run]:
     """The runs with these ids, in the given order (unknown ids are skipped)."""
     if not run_ids:
         return []
-    found = {
-        row[0]: row
-        for row in conn.execute(
-            f"SELECT {_RUN_SELECT} FROM runs r WHERE r.run_id IN (SELECT unnest(?))", [run_ids]
-        ).fetchall()
-    }
-    return _build_runs(conn, store, [found[r] for r in run_ids if r in found])
+    table = conn.execute(
+        "SELECT * FROM run_index WHERE run_id IN (SELECT unnest(?))", [run_ids]
+    ).to_arrow_table()
+    by_id = {run.info.run_id: run for run in _runs_from_index(conn, store, table)}
+    return [by_id[r] for r in run_ids if r in by_id]
+
+
+def _runs_from_index(conn, store, table) -> list[Run]:
+    """``Run`` entities from ``run_index`` rows (as Arrow), in the table's order."""
+    ids = table.column("run_id").to_pylist()
+    if store.index_columns(conn)[1]:
+        params, tags, metrics = _values_from_index(table, ids)
+    else:
+        params, tags, metrics = [defaultdict(dict) for _ in range(3)]
+        for run_id, kind, key, value, number in conn.execute(_VALUES, [ids]).fetchall():
+            (params, tags, metrics)[kind][run_id][key] = number if kind == 2 else value
+    inputs = _inputs(conn, ids)
+    base = {c: table.column(c).to_pylist() for c in _RUN_COLUMNS}
+    root = str(store.root)
+    runs = []
+    for i, run_id in enumerate(ids):
+        r = {c: base[c][i] for c in _RUN_COLUMNS}
+        info = RunInfo(
+            run_id=run_id, experiment_id=r["experiment_id"], run_name=r["run_name"],
+            user_id=r["user_id"], status=r["status"], start_time=r["start_time"],
+            end_time=r["end_time"], lifecycle_stage=r["lifecycle_stage"],
+            artifact_uri=f"{root}/{r['artifact_uri']}" if r["artifact_uri"] else "",
+            parent_run_id=r["parent_run_id"], description=r["description"],
+        )
+        source = RunSource(
+            type=r["source_type"], name=r["source_name"], code=r["source_code"],
+            git_commit=r["git_commit"], git_branch=r["git_branch"], git_dirty=r["git_dirty"],
+            git_diff=r["git_diff"], host=r["host"], python_version=r["python_version"],
+            platform=r["platform"], env_hash=r["env_hash"],
+        )
+        data = RunData(metrics=metrics[run_id], params=params[run_id], tags=tags[run_id])
+        runs.append(Run(info, data, RunInputs(inputs.get(run_id, [])), source))
+    return runs
 
 
 def params_of(conn, store, run_id: str) -> dict[str, str]:
@@ -142,10 +154,11 @@ def _encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def _search_sql(columns: str, experiment_ids, filter_string, view_type, order_by):
-    plan = plan_search(parse_filter(filter_string), parse_order_by(order_by))
+def _search_sql(columns: str, conn, store, experiment_ids, filter_string, view_type, order_by):
+    plan = plan_search(parse_filter(filter_string), parse_order_by(order_by),
+                       *store.index_columns(conn))
     sql = (
-        f"SELECT {columns} FROM runs r {' '.join(plan.joins)} "
+        f"SELECT {columns} FROM run_index r {' '.join(plan.joins)} "
         "WHERE list_contains(?, r.experiment_id) AND list_contains(?, r.lifecycle_stage) "
         f"AND {plan.where} ORDER BY {plan.order} LIMIT ? OFFSET ?"
     )
@@ -165,54 +178,72 @@ def search_runs(conn, store, experiment_ids, filter_string, view_type, max_resul
     """A page of runs and the token for the next page (None on the last page)."""
     limit = _check_max_results(max_results)
     offset = _decode_token(page_token)
-    # ids first: carrying every run column through the sort costs more than a second lookup
-    sql, params = _search_sql("r.run_id", experiment_ids, filter_string, view_type, order_by)
-    ids = [row[0] for row in conn.execute(sql, [*params, limit + 1, offset]).fetchall()]
-    token = _encode_token(offset + limit) if len(ids) > limit else None
-    return load_runs(conn, store, ids[:limit]), token
+    sql, params = _search_sql("r.*", conn, store, experiment_ids, filter_string, view_type,
+                              order_by)
+    table = conn.execute(sql, [*params, limit + 1, offset]).to_arrow_table()
+    token = _encode_token(offset + limit) if len(table) > limit else None
+    return _runs_from_index(conn, store, table.slice(0, limit)), token
 
 
 _FRAME_COLUMNS = (
-    "r.run_id, r.experiment_id, r.status, r.artifact_uri, r.start_time, r.end_time, "
-    "r.run_name, r.user_id, r.parent_run_id"
-)
-_PIVOTS = (
-    ("metrics.", "latest_metrics"),
-    ("params.", "params"),
-    ("tags.", "tags"),
+    "run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time", "run_name",
+    "user_id", "parent_run_id",
 )
 
 
 def search_runs_frame(conn, store, experiment_ids, filter_string, view_type, max_results,
                       order_by):
-    """The matching runs as a DataFrame: MLflow's columns, then metrics.*, params.*, tags.*."""
+    """The matching runs as a DataFrame: MLflow's columns, then metrics.*, params.*, tags.*.
+
+    Key columns that no matching run has are left out, as MLflow does.
+    """
     import pandas as pd
 
     limit = _check_max_results(max_results)
-    sql, params = _search_sql(_FRAME_COLUMNS, experiment_ids, filter_string, view_type,
+    keys, complete = store.index_columns(conn)
+    columns = ", ".join([f"r.{c}" for c in _FRAME_COLUMNS]
+                        + [f"r.{quote(k)}" for k in sorted(keys)])
+    sql, params = _search_sql(columns, conn, store, experiment_ids, filter_string, view_type,
                               order_by)
-    page = conn.execute(sql, [*params, limit, 0]).to_arrow_table()
-    frame = page.to_pandas()
+    table = conn.execute(sql, [*params, limit, 0]).to_arrow_table()
+    if not complete:
+        table = _add_unindexed_keys(conn, table)
+    rows = len(table)
+    kept = [n for n in table.column_names
+            if n in _FRAME_COLUMNS or (rows and table.column(n).null_count < rows)]
+    frame = table.select(kept).to_pandas()
     root = str(store.root)
     frame["artifact_uri"] = [f"{root}/{p}" if p else p for p in frame["artifact_uri"]]
     for col in ("start_time", "end_time"):
         frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
-    if not len(frame):
-        return frame
-    conn.register("_nb_page", page.select(["run_id"]))
+    return frame
+
+
+def _add_unindexed_keys(conn, table):
+    """Past the index's column cap: add the keys it lacks, pivoted from the normalised tables."""
+    import pyarrow as pa
+
+    have = set(table.column_names)
+    conn.register("_nb_page", table.select(["run_id"]))
     try:
-        for prefix, table in _PIVOTS:
+        for prefix, source in (("metrics.", "latest_metrics"), ("params.", "params"),
+                               ("tags.", "tags")):
+            # prefix and source are constants above, never user input
             pivot = conn.execute(
-                # prefix and table come from _PIVOTS above, never from user input
-                f"PIVOT (SELECT k.run_id, '{prefix}' || k.key AS name, k.value FROM {table} k "
+                f"PIVOT (SELECT k.run_id, '{prefix}' || k.key AS name, k.value FROM {source} k "
                 "SEMI JOIN _nb_page p ON p.run_id = k.run_id) "
                 "ON name USING first(value) GROUP BY run_id"
             ).to_arrow_table()
-            if pivot.num_columns > 1:
-                frame = frame.join(pivot.to_pandas().set_index("run_id"), on="run_id")
+            extra = [n for n in pivot.column_names if n != "run_id" and n not in have]
+            if extra:
+                lookup = dict(zip(pivot.column("run_id").to_pylist(),
+                                  range(len(pivot)), strict=True))
+                order = pa.array([lookup.get(r) for r in table.column("run_id").to_pylist()])
+                for name in extra:
+                    table = table.append_column(name, pivot.column(name).take(order))
     finally:
         conn.unregister("_nb_page")
-    return frame
+    return table
 
 
 def artifact_index(conn, store, run_id: str) -> dict[str, tuple[int, str]]:

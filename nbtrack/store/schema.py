@@ -58,6 +58,8 @@ CREATE TABLE runs (
     deleted_time BIGINT
 );
 
+CREATE TABLE run_index AS SELECT * FROM runs WHERE FALSE;
+
 CREATE TABLE params (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR NOT NULL);
 CREATE TABLE tags (run_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR NOT NULL);
 CREATE TABLE metrics (
@@ -159,6 +161,7 @@ CREATE VIEW nbtrack.runs AS
            (SELECT map(list(key), list(value)) FROM main.tags t WHERE t.run_id = r.run_id)
                AS tags
     FROM main.runs r LEFT JOIN main.experiments e USING (experiment_id);
+CREATE VIEW nbtrack.runs_wide AS SELECT * EXCLUDE (pid, deleted_time) FROM main.run_index;
 CREATE VIEW nbtrack.params AS SELECT run_id, key, value FROM main.params;
 CREATE VIEW nbtrack.tags AS SELECT run_id, key, value FROM main.tags;
 CREATE VIEW nbtrack.metrics AS SELECT run_id, key, value, step, timestamp FROM main.metrics;
@@ -179,6 +182,7 @@ CREATE VIEW nbtrack.registry_events AS SELECT * FROM main.registry_events;
 MIGRATIONS: list[str] = [_V1 + _VIEWS_V1]
 
 VIEW_NAMES = (
-    "experiments", "runs", "params", "tags", "metrics", "latest_metrics", "artifacts", "inputs",
-    "environments", "registered_models", "model_versions", "registry_events",
+    "experiments", "runs", "runs_wide", "params", "tags", "metrics", "latest_metrics",
+    "artifacts", "inputs", "environments", "registered_models", "model_versions",
+    "registry_events",
 )

@@ -3,11 +3,12 @@
 Values only ever travel as parameters. Column and table names come from fixed tables in this
 module (never from the filter's text).
 
-Plan: every distinct metric, param or tag key that the filter or the ordering mentions is joined
-once, as ``LEFT JOIN <table> kN ON kN.run_id = r.run_id AND kN.key = ?`` (a run has at most one
-row per key in ``latest_metrics``, ``params`` and ``tags``). Clauses then test ``kN.value``, and
-each is wrapped so that a key the run lacks makes the clause false, never NULL: ``NOT`` and ``OR``
-behave as users expect. One join per key is far cheaper than a subquery per clause.
+Runs are searched in ``run_index`` (alias ``r``), which has a column per key: a clause on
+``metrics.rmse`` tests ``r."metrics.rmse"``. A key with no column was never logged, so its clauses
+are false; only when the index has reached its column cap are such keys joined from the
+normalised tables instead, once per key (``LEFT JOIN params kN ON ... AND kN.key = ?``). Every
+clause is wrapped so that a key the run lacks makes it false, never NULL: ``NOT`` and ``OR``
+behave as users expect.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from nbtrack.search.ast import (
     Or,
     OrderKey,
 )
+from nbtrack.store.run_index import quote
 
 _ATTRIBUTE_SQL = {
     "run_id": "r.run_id",
@@ -49,10 +51,15 @@ _SIMPLE_OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=",
                "LIKE": "LIKE", "ILIKE": "ILIKE"}
 
 
+_PREFIXES = {METRIC: "metrics.", "param": "params.", "tag": "tags."}
+
+
 @dataclass
 class SearchPlan:
     """The pieces of a run search: joins, WHERE and ORDER BY, each with its parameters."""
 
+    indexed: set[str] = field(default_factory=set)
+    complete: bool = True
     joins: list[str] = field(default_factory=list)
     join_params: list = field(default_factory=list)
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -62,7 +69,12 @@ class SearchPlan:
     order_params: list = field(default_factory=list)
 
     def value_column(self, entity: str, key: str) -> str:
-        """The joined ``value`` column for a metric, param or tag key, joining it once."""
+        """The SQL for a metric, param or tag key's value: an index column, or a join."""
+        name = _PREFIXES[entity] + key
+        if name in self.indexed:
+            return "r." + quote(name)
+        if self.complete:  # never logged in this store
+            return "CAST(NULL AS DOUBLE)" if entity == METRIC else "CAST(NULL AS VARCHAR)"
         alias = self.aliases.get((entity, key))
         if alias is None:
             alias = f"k{len(self.aliases)}"
@@ -80,9 +92,14 @@ class SearchPlan:
         return [*self.join_params, *self.where_params, *self.order_params]
 
 
-def plan_search(node: Node | None, keys: list[OrderKey]) -> SearchPlan:
-    """Plan the joins, WHERE clause and ORDER BY for a filter tree and order keys."""
-    plan = SearchPlan()
+def plan_search(node: Node | None, keys: list[OrderKey], indexed: set[str],
+                complete: bool) -> SearchPlan:
+    """Plan the joins, WHERE clause and ORDER BY for a filter tree and order keys.
+
+    ``indexed`` names the key columns ``run_index`` has; ``complete`` says whether every logged
+    key has one.
+    """
+    plan = SearchPlan(indexed=indexed, complete=complete)
     if node is not None:
         plan.where = _compile(node, plan)
     plan.order = _order_by(keys, plan)

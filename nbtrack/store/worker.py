@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
+
+WAITER_POLL = 0.05  # seconds between checks for other processes waiting for the file
 
 
 class BackgroundWriter:
@@ -57,13 +60,19 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         retry_delay = 0.05
+        last_flush = time.monotonic()
         while True:
             is_open = self._close_if_idle()
-            timeout = self.linger if is_open else self.interval
+            until_flush = max(self.interval - (time.monotonic() - last_flush), 0.0)
+            timeout = min(self.linger, WAITER_POLL, until_flush) if is_open else until_flush
             woken = self._wake.wait(timeout)
             self._wake.clear()
-            if not (woken or self._has_pending()):
+            due = time.monotonic() - last_flush >= self.interval
+            if not (woken or (due and self._has_pending())):
+                if due:
+                    last_flush = time.monotonic()
                 continue
+            last_flush = time.monotonic()
             try:
                 self._flush()
                 self.last_error = None

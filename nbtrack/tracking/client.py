@@ -184,11 +184,13 @@ class Client:
         return self._store.get_run(run_id)
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
-        """Change a run's status or name."""
+        """Change a run's status or name. Setting RUNNING claims the run for this process."""
         self._store.ensure_run(run_id)
         changes: dict = {}
         if status is not None:
             changes["status"] = RunStatus.check(status)
+            if changes["status"] == RunStatus.RUNNING:
+                changes.update(pid=os.getpid(), host=system.host(), end_time=None)
         if name is not None:
             changes["run_name"] = str(name)
         if changes:

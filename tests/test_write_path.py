@@ -1,0 +1,139 @@
+"""The buffered write path: thresholds, linger and hand-over between processes."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+import nbtrack
+from nbtrack.exceptions import StoreBusyError
+from nbtrack.store.duckdb_store import DuckDBStore
+
+
+def _count_points_elsewhere(store_path) -> int:
+    code = ("import nbtrack, sys; nbtrack.set_tracking_uri(sys.argv[1]); "
+            "print(nbtrack.sql('SELECT count(*) AS n FROM metrics')['n'][0])")
+    done = subprocess.run([sys.executable, "-c", code, str(store_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def _wait_until(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_time_threshold_writes_without_a_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.1")
+    store = DuckDBStore(tmp_path / "s")
+    assert store._writer.interval == 0.1
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    client = nbtrack.Client()
+    run_id = client.create_run("0").info.run_id
+    client.log_metric(run_id, "m", 1.0)
+    assert _wait_until(lambda: len(store._pending) == 0)
+    assert _wait_until(lambda: not store._connection.is_open)  # the linger ends
+    assert _count_points_elsewhere(tmp_path / "s") == 1
+
+
+def test_size_threshold_wakes_the_writer(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    client = nbtrack.Client()
+    store = client.store
+    store._pending.size_threshold = 100
+    run_id = client.create_run("0").info.run_id
+    for step in range(99):
+        client.log_metric(run_id, "m", 1.0, step=step)
+    time.sleep(0.3)
+    assert len(store._pending) >= 99  # below the threshold, with no timer: still buffered
+    client.log_metric(run_id, "m", 1.0, step=99)
+    assert _wait_until(lambda: len(store._pending) == 0)
+
+
+def test_end_of_run_is_written_promptly(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    with nbtrack.start_run():
+        nbtrack.log_metric("m", 1.0)
+    store = nbtrack.Client().store
+    assert _wait_until(lambda: len(store._pending) == 0)
+
+
+def test_linger_keeps_the_file_open_briefly(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_LINGER", "0.2")
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.05")
+    store = DuckDBStore(tmp_path / "s")
+    assert store._connection.linger == 0.2
+    store.create_experiment("x")  # opens the file
+    store._writer.ensure_running()
+    assert store._connection.is_open
+    assert _wait_until(lambda: not store._connection.is_open, seconds=5)
+    opens = store._connection.opens
+    store.get_experiment_by_name("x")
+    store.get_experiment_by_name("x")
+    assert store._connection.opens == opens + 1  # a burst shares one open
+
+
+def test_waiting_process_makes_the_holder_let_go(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_LINGER", "3600")  # only the waiter's signal can release it
+    store = DuckDBStore(tmp_path / "s")
+    store.create_experiment("x")
+    assert store._connection.is_open
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import nbtrack, sys; nbtrack.set_tracking_uri(sys.argv[1]); "
+         "print(nbtrack.get_experiment_by_name('x').name)", str(tmp_path / "s")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and time.monotonic() - started < 60:
+        store.get_experiment_by_name("x")  # each operation checks for waiters
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.strip() == "x"
+
+
+def test_lock_timeout_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_LOCK_TIMEOUT", "0.3")
+    store = DuckDBStore(tmp_path / "s")
+    store.close()
+    code = ("import sys, time; from pathlib import Path; from nbtrack.store.locking import "
+            "StoreLock; lock = StoreLock(Path(sys.argv[1])); lock.acquire(5); print('held', "
+            "flush=True); sys.stdin.readline()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "s")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        assert store._connection.timeout == 0.3
+        with pytest.raises(StoreBusyError, match="NBTRACK_LOCK_TIMEOUT"):
+            store.get_experiment("0")
+    finally:
+        proc.communicate("go\n", timeout=30)
+    assert store.get_experiment("0").name == "Default"  # free again once the holder exits
+
+
+def test_two_store_objects_on_one_path_in_one_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_LINGER", "3600")
+    first = DuckDBStore(tmp_path / "s")
+    second = DuckDBStore(tmp_path / "s")
+    first.create_experiment("a")
+    assert first._connection.is_open
+    second.create_experiment("b")  # waits for `first` to let go, in-process
+    assert not first._connection.is_open
+    assert first.get_experiment_by_name("b") is not None
+    assert second.get_experiment_by_name("a") is not None
+
+
+def test_a_process_that_only_reads_lets_go_when_idle(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_LINGER", "0.1")
+    DuckDBStore(tmp_path / "s").close()
+    reader = DuckDBStore(tmp_path / "s")
+    reader.search_experiments(1, None)  # a read, and no write ever
+    assert _wait_until(lambda: not reader._connection.is_open, seconds=5)
+    assert _count_points_elsewhere(tmp_path / "s") == 0
