@@ -1,0 +1,118 @@
+"""run_index must always equal what the normalised tables say, and searches past its column cap
+must still be right."""
+
+import contextlib
+import math
+import random
+
+import pytest
+
+import nbtrack
+from nbtrack.store import run_index
+
+
+def _differences_from_a_rebuild(store) -> dict:
+    """Rebuild the index in a rolled-back transaction and compare it with the live one in SQL
+    (which, unlike pandas, tells NULL from NaN)."""
+    with store._connection.use() as conn:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute("CREATE TEMP TABLE _before AS SELECT * FROM run_index")
+            before = {r[0] for r in conn.execute("DESCRIBE _before").fetchall()}
+            run_index.rebuild(conn)
+            after = [r[0] for r in conn.execute("DESCRIBE run_index").fetchall()]
+            columns = ", ".join(run_index.quote(c) for c in after)
+            missing = [c for c in after if c not in before]
+            stale = sorted(
+                c for c in before - set(after)
+                if conn.execute(f"SELECT count(*) FROM _before WHERE {run_index.quote(c)} "
+                                "IS NOT NULL").fetchone()[0]
+            )
+            only_live = only_rebuilt = None
+            if not missing:
+                only_live = conn.execute(
+                    f"SELECT count(*) FROM (SELECT {columns} FROM _before "
+                    f"EXCEPT ALL SELECT {columns} FROM run_index)").fetchone()[0]
+                only_rebuilt = conn.execute(f"SELECT count(*) FROM (SELECT {columns} FROM "
+                                            "run_index EXCEPT ALL SELECT "
+                                            f"{columns} FROM _before)").fetchone()[0]
+            rows = conn.execute("SELECT count(*) FROM run_index").fetchone()[0]
+        finally:
+            conn.execute("ROLLBACK")
+            conn.execute("DROP TABLE IF EXISTS _before")
+    return {"missing": missing, "stale": stale, "only_live": only_live,
+            "only_rebuilt": only_rebuilt, "rows": rows}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_index_matches_a_rebuild_after_random_work(client, experiment_id, seed):
+    rng = random.Random(seed)
+    runs = []
+    for _ in range(120):
+        action = rng.random()
+        if action < 0.15 or not runs:
+            runs.append(client.create_run(experiment_id).info.run_id)
+            continue
+        run_id = rng.choice(runs)
+        key = f"k{rng.randint(0, 6)}"
+        if action < 0.35:
+            client.log_metric(run_id, key, rng.choice([rng.random(), math.nan, math.inf]),
+                              step=rng.randint(0, 3))
+        elif action < 0.5:
+            with contextlib.suppress(nbtrack.exceptions.ParamConflictError):
+                client.log_param(run_id, key, rng.randint(0, 2))
+        elif action < 0.65:
+            client.set_tag(run_id, key, rng.random())
+        elif action < 0.7:
+            tags = client.get_run(run_id).data.tags
+            if tags:
+                client.delete_tag(run_id, next(iter(tags)))
+        elif action < 0.8:
+            client.set_terminated(run_id, rng.choice(["FINISHED", "FAILED", "KILLED"]))
+        elif action < 0.85:
+            client.delete_run(run_id)
+            client.restore_run(run_id) if rng.random() < 0.5 else runs.remove(run_id)
+        else:
+            client.store.flush()
+    client.store.flush()
+    report = _differences_from_a_rebuild(client.store)
+    # a column may outlive its key (a deleted tag), but then it must be empty
+    assert report["rows"] > 0
+    assert report == {"missing": [], "stale": [], "only_live": 0, "only_rebuilt": 0,
+                      "rows": report["rows"]}
+
+
+def test_index_columns_follow_mlflow_names(client, experiment_id):
+    run_id = client.create_run(experiment_id).info.run_id
+    client.log_param(run_id, "alpha", 0.5)
+    client.log_metric(run_id, "rmse", 1.5)
+    client.set_tag(run_id, "team", "ml")
+    wide = nbtrack.sql('SELECT "params.alpha", "metrics.rmse", "tags.team" FROM runs_wide')
+    assert wide.iloc[0].tolist() == ["0.5", 1.5, "ml"]
+
+
+def test_search_past_the_column_cap(client, experiment_id, monkeypatch):
+    monkeypatch.setattr(run_index, "MAX_KEY_COLUMNS", 3)
+    ids = []
+    for i in range(4):
+        run_id = client.create_run(experiment_id, run_name=f"r{i}").info.run_id
+        client.log_metric(run_id, "a", float(i))
+        client.log_metric(run_id, "b", float(-i))
+        client.log_param(run_id, "c", str(i % 2))
+        client.log_param(run_id, "d", str(i))
+        client.set_tag(run_id, "e", "x" if i < 2 else "y")
+        ids.append(run_id)
+    client.store.flush()
+    keys, complete = client.store.index_columns(client.store._connection.use().__enter__())
+    assert len(keys) == 3 and not complete
+    found = client.search_runs([experiment_id], "params.d = '3' OR tags.e = 'x'",
+                               order_by=["metrics.b ASC"])
+    assert [r.info.run_name for r in found] == ["r3", "r1", "r0"]
+    for run in found:  # entities are complete even for keys the index lacks
+        assert set(run.data.params) == {"c", "d"} and set(run.data.tags) == {"e"}
+        assert set(run.data.metrics) == {"a", "b"}
+    frame = nbtrack.search_runs(experiment_ids=[experiment_id], order_by=["metrics.a DESC"])
+    for column in ("metrics.a", "metrics.b", "params.c", "params.d", "tags.e"):
+        assert column in frame.columns
+    assert frame["params.d"].tolist() == ["3", "2", "1", "0"]
+    assert frame["tags.e"].tolist() == ["y", "y", "x", "x"]
