@@ -235,3 +235,25 @@ def test_mlflow_names_exist():
         assert callable(getattr(nbtrack.Client, name)), name
     assert (ViewType.ACTIVE_ONLY, ViewType.DELETED_ONLY, ViewType.ALL) == (1, 2, 3)
     assert ViewType.from_string("all") == ViewType.ALL
+
+
+def test_synchronous_and_run_id_arguments():
+    with nbtrack.start_run() as first:
+        pass
+    store = nbtrack.Client().store
+    with nbtrack.start_run() as second:
+        nbtrack.log_metric("async", 1.0)
+        nbtrack.log_metric("sync", 2.0, synchronous=True)
+        assert len(store._pending) == 0
+        nbtrack.log_param("p", 1, synchronous=True)
+        nbtrack.set_tag("t", "v", synchronous=True)
+        assert len(store._pending) == 0
+        nbtrack.log_metric("elsewhere", 3.0, run_id=first.info.run_id)
+        nbtrack.log_metrics({"a": 1.0, "b": 2.0}, step=3, run_id=first.info.run_id,
+                            synchronous=True)
+        nbtrack.log_params({"q": "x"}, run_id=first.info.run_id)
+    assert nbtrack.get_run(second.info.run_id).data.metrics == {"async": 1.0, "sync": 2.0}
+    got = nbtrack.get_run(first.info.run_id)
+    assert got.data.metrics == {"elsewhere": 3.0, "a": 1.0, "b": 2.0}
+    assert got.data.params == {"q": "x"}
+    assert nbtrack.Client().get_metric_history(first.info.run_id, "a")[0].step == 3

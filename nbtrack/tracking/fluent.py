@@ -180,47 +180,79 @@ def _active() -> ActiveRun:
     return _active_runs[-1] if _active_runs else start_run()
 
 
-def log_param(key: str, value) -> object:
-    """Log a param to the active run (starting one if none is active)."""
+def _target(run_id: str | None) -> tuple[Client, str]:
+    if run_id is None:
+        run = _active()
+        return run.client, run.run_id
+    return _client(), run_id
+
+
+def _written(client: Client, synchronous: bool | None) -> None:
+    if synchronous:
+        client.store.flush()
+
+
+def log_param(key: str, value, synchronous: bool | None = None) -> object:
+    """Log a param to the active run (starting one if none is active).
+
+    ``synchronous=True`` writes it before returning; by default it is written in the background
+    (and before any read), which is much faster.
+    """
     run = _active()
-    return run.client.log_param(run.run_id, key, value)
+    run.client.log_param(run.run_id, key, value)
+    _written(run.client, synchronous)
+    return value
 
 
-def log_params(params: dict) -> None:
-    """Log several params."""
+def log_params(params: dict, synchronous: bool | None = None, run_id: str | None = None) -> None:
+    """Log several params to the active run, or to ``run_id``."""
     from nbtrack.entities import Param
 
-    run = _active()
-    run.client.log_batch(run.run_id, params=[Param(k, v) for k, v in params.items()])
+    client, target = _target(run_id)
+    client.log_batch(target, params=[Param(k, v) for k, v in params.items()])
+    _written(client, synchronous)
 
 
-def log_metric(key: str, value, step: int | None = None, timestamp: int | None = None) -> None:
-    """Log a metric value to the active run: buffered, a few microseconds per call."""
-    run = _active_runs[-1] if _active_runs else start_run()
-    run.client.log_metric(run.run_id, key, value, timestamp, step)
+def log_metric(key: str, value, step: int | None = None, synchronous: bool | None = None,
+               timestamp: int | None = None, run_id: str | None = None) -> None:
+    """Log a metric value to the active run (or ``run_id``): buffered, ~1 µs per call.
+
+    ``synchronous=True`` writes it before returning.
+    """
+    if run_id is None:
+        run = _active_runs[-1] if _active_runs else start_run()
+        client, run_id = run.client, run.run_id
+    else:
+        client = _client()
+    client.log_metric(run_id, key, value, timestamp, step)
+    if synchronous:
+        client.store.flush()
 
 
-def log_metrics(metrics: dict, step: int | None = None, timestamp: int | None = None) -> None:
+def log_metrics(metrics: dict, step: int | None = None, synchronous: bool | None = None,
+                run_id: str | None = None, timestamp: int | None = None) -> None:
     """Log several metrics at one step."""
     from nbtrack.entities import Metric
 
-    run = _active()
-    run.client.log_batch(
-        run.run_id,
-        metrics=[Metric(k, v, timestamp, step or 0) for k, v in metrics.items()],
+    client, target = _target(run_id)
+    client.log_batch(
+        target, metrics=[Metric(k, v, timestamp, step or 0) for k, v in metrics.items()]
     )
+    _written(client, synchronous)
 
 
-def set_tag(key: str, value) -> None:
+def set_tag(key: str, value, synchronous: bool | None = None) -> None:
     """Set a tag on the active run."""
     run = _active()
     run.client.set_tag(run.run_id, key, value)
+    _written(run.client, synchronous)
 
 
-def set_tags(tags: dict) -> None:
+def set_tags(tags: dict, synchronous: bool | None = None) -> None:
     """Set several tags on the active run."""
     run = _active()
     run.client.set_tags(run.run_id, tags)
+    _written(run.client, synchronous)
 
 
 def log_artifact(local_path, artifact_path: str | None = None) -> None:
