@@ -230,7 +230,19 @@ def test_experiments(client):
         nbtrack.set_experiment("e2")
     client.restore_experiment(eid)
     assert client.get_experiment(eid).lifecycle_stage == "active"
-    assert [e.name for e in client.search_experiments(name_like="e%")] == ["e2"]
+    assert [e.name for e in client.search_experiments(filter_string="name LIKE 'e%'")] == ["e2"]
+    client.create_experiment("f1", tags={"team": "ml"})
+    found = client.search_experiments(filter_string="tags.team = 'ml' OR name = 'e2'",
+                                      order_by=["name DESC"])
+    assert [e.name for e in found] == ["f1", "e2"]
+    assert [e.name for e in client.search_experiments(filter_string="tags.team IS NULL")] == [
+        "Default", "e2"]
+    assert [e.name for e in client.search_experiments(
+        filter_string="creation_time > 0 AND NOT name ILIKE 'D%'", max_results=1)] == ["e2"]
+    with pytest.raises(NbtrackError, match="cannot be used here"):
+        client.search_experiments(filter_string="metrics.rmse < 1")
+    with pytest.raises(NbtrackError, match="Unknown attribute"):
+        client.search_experiments(filter_string="status = 'x'")
 
 
 def test_sync_writes_option_writes_at_once(tmp_path, monkeypatch):

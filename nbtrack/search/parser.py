@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nbtrack.exceptions import FilterSyntaxError
 from nbtrack.search.ast import (
@@ -159,22 +159,45 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def resolve_identifier(text: str, token: Token) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Vocabulary:
+    """What a filter may name: the prefixed entities and the attributes, by type."""
+
+    entities: tuple[str, ...]
+    strings: tuple[str, ...]
+    numbers: tuple[str, ...]
+    aliases: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        prefixes = {METRIC: "metrics.<key>", PARAM: "params.<key>", TAG: "tags.<key>",
+                    DATASET: "dataset.<field>"}
+        named = [prefixes[e] for e in self.entities if e in prefixes]
+        return f"use {', '.join(named)}, or one of the attributes " + ", ".join(
+            self.strings + self.numbers)
+
+
+RUNS = Vocabulary((METRIC, PARAM, TAG, ATTRIBUTE, DATASET), STRING_ATTRIBUTES,
+                  NUMERIC_ATTRIBUTES, ATTRIBUTE_ALIASES)
+EXPERIMENTS = Vocabulary((TAG, ATTRIBUTE), ("name", "experiment_id", "lifecycle_stage",
+                                            "artifact_location"),
+                         ("creation_time", "last_update_time"))
+
+
+def resolve_identifier(text: str, token: Token, vocab: Vocabulary = RUNS) -> tuple[str, str]:
     """Turn identifier parts into ``(entity, key)``, checking prefixes and attribute names."""
     parts: list[str] = token.value  # type: ignore[assignment]
     if len(parts) > 1 and parts[0].lower() in PREFIXES:
         entity, key = PREFIXES[parts[0].lower()], ".".join(parts[1:])
     else:
         entity, key = ATTRIBUTE, ".".join(parts)
+    if entity not in vocab.entities:
+        raise FilterSyntaxError(text, token.position,
+                                f"{token.text} cannot be used here: {vocab.describe()}")
     if entity == ATTRIBUTE:
-        key = ATTRIBUTE_ALIASES.get(key.lower(), key.lower())
-        if key not in STRING_ATTRIBUTES and key not in NUMERIC_ATTRIBUTES:
-            known = ", ".join(STRING_ATTRIBUTES + NUMERIC_ATTRIBUTES)
+        key = vocab.aliases.get(key.lower(), key.lower())
+        if key not in vocab.strings and key not in vocab.numbers:
             raise FilterSyntaxError(
-                text,
-                token.position,
-                f"Unknown attribute {key!r}: use metrics.<key>, params.<key>, tags.<key>, "
-                f"or one of the attributes {known}",
+                text, token.position, f"Unknown attribute {key!r}: {vocab.describe()}"
             )
     elif entity == DATASET and key.lower() not in DATASET_FIELDS:
         raise FilterSyntaxError(
@@ -188,8 +211,9 @@ def resolve_identifier(text: str, token: Token) -> tuple[str, str]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, vocab: Vocabulary) -> None:
         self.text = text
+        self.vocab = vocab
         self.tokens = tokenize(text)
         self.pos = 0
 
@@ -246,7 +270,7 @@ class _Parser:
         if token.kind != "name":
             raise self.fail("Expected an identifier such as metrics.rmse, params.alpha or status")
         self.pos += 1
-        entity, key = resolve_identifier(self.text, token)
+        entity, key = resolve_identifier(self.text, token, self.vocab)
         if self.accept_keyword("IS"):
             negated = self.accept_keyword("NOT")
             if not self.accept_keyword("NULL"):
@@ -266,7 +290,7 @@ class _Parser:
         else:
             raise self.fail("Expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, IS)")
         self.pos += 1
-        numeric = entity == METRIC or (entity == ATTRIBUTE and key in NUMERIC_ATTRIBUTES)
+        numeric = entity == METRIC or (entity == ATTRIBUTE and key in self.vocab.numbers)
         allowed = NUMERIC_OPS if numeric else STRING_OPS
         if op not in allowed:
             raise self.fail(
@@ -283,7 +307,7 @@ class _Parser:
         return Comparison(entity, key, op, value_token.value, token.position)
 
     def in_clause(self, entity: str, key: str, op: str, token: Token) -> Comparison:
-        if entity in (METRIC, PARAM, TAG) or key in NUMERIC_ATTRIBUTES:
+        if entity in (METRIC, PARAM, TAG) or key in self.vocab.numbers:
             raise self.fail(f"{op} applies only to text attributes and dataset fields, not to "
                             f"{token.text}", token)
         self.expect_punct("(")
@@ -300,7 +324,7 @@ class _Parser:
             return Comparison(entity, key, op, tuple(values), token.position)
 
 
-def parse_filter(text: str | None) -> Node | None:
+def parse_filter(text: str | None, vocab: Vocabulary = RUNS) -> Node | None:
     """Parse a filter string into a tree; an empty filter gives None.
 
     Raises:
@@ -309,10 +333,11 @@ def parse_filter(text: str | None) -> Node | None:
     """
     if text is None or not str(text).strip():
         return None
-    return _Parser(str(text)).parse()
+    return _Parser(str(text), vocab).parse()
 
 
-def parse_order_by(order_by: str | Iterable[str] | None) -> list[OrderKey]:
+def parse_order_by(order_by: str | Iterable[str] | None,
+                   vocab: Vocabulary = RUNS) -> list[OrderKey]:
     """Parse order-by keys such as ``["metrics.rmse ASC", "start_time DESC"]``.
 
     A single string may hold several keys separated by commas.
@@ -332,7 +357,7 @@ def parse_order_by(order_by: str | Iterable[str] | None) -> list[OrderKey]:
                     str(clause), token.position,
                     f"Expected a key such as metrics.rmse to order by, found {found}",
                 )
-            entity, key = resolve_identifier(str(clause), token)
+            entity, key = resolve_identifier(str(clause), token, vocab)
             i += 1
             ascending = True
             if tokens[i].kind == "name" and tokens[i].text.upper() in ("ASC", "DESC"):

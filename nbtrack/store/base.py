@@ -37,9 +37,10 @@ class Store(ABC):
 
     @abstractmethod
     def search_experiments(
-        self, view_type: int, max_results: int | None, name_like: str | None = None
+        self, view_type: int, max_results: int | None, filter_string: str | None = None,
+        order_by: list[str] | None = None,
     ) -> list[Experiment]:
-        """Experiments in a lifecycle view, oldest first."""
+        """Experiments in a lifecycle view matching a filter (attributes and tags)."""
 
     @abstractmethod
     def set_experiment_lifecycle(self, experiment_id: str, stage: str) -> None:

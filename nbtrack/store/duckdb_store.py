@@ -301,18 +301,18 @@ class DuckDBStore(Store):
         return found[0] if found else None
 
     def search_experiments(
-        self, view_type: int, max_results: int | None, name_like: str | None = None
+        self, view_type: int, max_results: int | None, filter_string: str | None = None,
+        order_by: list[str] | None = None,
     ) -> list[Experiment]:
-        """Experiments in a lifecycle view, by id."""
+        """Experiments in a lifecycle view matching a filter, by id unless ``order_by`` says."""
         from nbtrack.entities import ViewType
+        from nbtrack.search.parser import EXPERIMENTS, parse_filter, parse_order_by
+        from nbtrack.store.search_sql import experiment_order, experiment_where
 
-        stages = list(ViewType.stages(view_type))
-        where = "WHERE list_contains(?, lifecycle_stage)"
-        params: list[Any] = [stages]
-        if name_like:
-            where += " AND name ILIKE ?"
-            params.append(name_like)
-        where += " ORDER BY CAST(experiment_id AS BIGINT)"
+        params: list[Any] = [list(ViewType.stages(view_type))]
+        condition = experiment_where(parse_filter(filter_string, EXPERIMENTS), params)
+        order = experiment_order(parse_order_by(order_by, EXPERIMENTS))
+        where = f"WHERE list_contains(?, e.lifecycle_stage) AND {condition} ORDER BY {order}"
         if max_results is not None:
             where += " LIMIT ?"
             params.append(int(max_results))

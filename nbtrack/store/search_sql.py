@@ -184,3 +184,45 @@ def _order_by(keys: list[OrderKey], plan: SearchPlan) -> str:
         order.append(f"{column} {direction}")
     order += ["r.start_time DESC", "r.run_id ASC"]
     return ", ".join(order)
+
+
+_EXPERIMENT_SQL = {
+    "name": "e.name", "experiment_id": "e.experiment_id", "lifecycle_stage": "e.lifecycle_stage",
+    "artifact_location": "e.artifact_location", "creation_time": "e.creation_time",
+    "last_update_time": "e.last_update_time",
+}
+
+
+def experiment_where(node: Node | None, params: list) -> str:
+    """A WHERE clause over experiments aliased ``e`` (attributes and ``tags.<key>``)."""
+    if node is None:
+        return "TRUE"
+    if isinstance(node, (And, Or)):
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return "(" + joiner.join(experiment_where(n, params) for n in node.items) + ")"
+    if isinstance(node, Not):
+        return "(NOT " + experiment_where(node.item, params) + ")"
+    if node.entity == ATTRIBUTE:
+        column = _EXPERIMENT_SQL[node.key]
+        if node.op in ("IS NULL", "IS NOT NULL"):
+            return f"({column} {node.op})"
+        return f"coalesce({_value_test(column, node, params, numeric=False)}, FALSE)"
+    params.append(node.key)
+    exists = ("EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id "
+              "AND t.key = ?")
+    if node.op == "IS NULL":
+        return "NOT " + exists + ")"
+    if node.op == "IS NOT NULL":
+        return exists + ")"
+    return exists + " AND " + _value_test("t.value", node, params, numeric=False) + ")"
+
+
+def experiment_order(keys: list[OrderKey]) -> str:
+    """ORDER BY for experiments: attribute keys, then the id as a tie-break."""
+    order = []
+    for key in keys:
+        if key.entity != ATTRIBUTE:
+            raise ValueError("Experiments can be ordered by their attributes only, "
+                             f"not by {key.entity} {key.key!r}.")
+        order.append(f"{_EXPERIMENT_SQL[key.key]} {'ASC' if key.ascending else 'DESC'}")
+    return ", ".join([*order, "CAST(e.experiment_id AS BIGINT)"])

@@ -77,10 +77,15 @@ class Client:
         self,
         view_type: int = ViewType.ACTIVE_ONLY,
         max_results: int | None = None,
-        name_like: str | None = None,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
     ) -> list[Experiment]:
-        """Experiments in a lifecycle view; ``name_like`` is a case-insensitive LIKE pattern."""
-        return self._store.search_experiments(view_type, max_results, name_like)
+        """Experiments in a lifecycle view, e.g. ``filter_string="name LIKE 'nyc%'"``.
+
+        Filters name ``name``, ``experiment_id``, ``lifecycle_stage``, ``artifact_location``,
+        ``creation_time``, ``last_update_time`` and ``tags.<key>``; ``order_by`` the attributes.
+        """
+        return self._store.search_experiments(view_type, max_results, filter_string, order_by)
 
     def delete_experiment(self, experiment_id: str) -> None:
         """Move an experiment to the trash (restore it with ``restore_experiment``)."""

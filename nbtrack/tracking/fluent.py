@@ -373,9 +373,10 @@ def get_experiment_by_name(name: str) -> Experiment | None:
 
 
 def search_experiments(view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
-                       name_like: str | None = None) -> list[Experiment]:
-    """List experiments."""
-    return _client().search_experiments(view_type, max_results, name_like)
+                       filter_string: str | None = None,
+                       order_by: list[str] | None = None) -> list[Experiment]:
+    """List experiments, optionally filtered (``"name LIKE 'nyc%'"``) and ordered."""
+    return _client().search_experiments(view_type, max_results, filter_string, order_by)
 
 
 def delete_experiment(experiment_id: str) -> None:
