@@ -88,7 +88,7 @@ class SearchPlan:
 
     @property
     def params(self) -> list:
-        """All parameters, in the order their placeholders appear in the SQL."""
+        """All parameters, in the order of their ``?`` marks in the SQL."""
         return [*self.join_params, *self.where_params, *self.order_params]
 
 
