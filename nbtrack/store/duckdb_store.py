@@ -458,6 +458,10 @@ class DuckDBStore(Store):
         with self._connection.use() as conn:
             return fn(conn, self, *args, **kwargs)
 
+    def session_cache(self) -> dict:
+        """Facts about the store that hold until the file is closed or this process writes."""
+        return self._connection.session_cache
+
     def index_columns(self, conn) -> tuple[set[str], bool]:
         """The key columns of ``run_index`` and whether it is complete (cached per open)."""
         cache = self._connection.session_cache

@@ -38,6 +38,10 @@ UNION ALL SELECT run_id, 2, key, NULL, value FROM latest_metrics
     WHERE run_id IN (SELECT unnest($1))
 """
 _KINDS = {"params.": 0, "tags.": 1, "metrics.": 2}
+_SOURCE_COLUMNS = (  # in RunSource's field order
+    "source_type", "source_name", "source_code", "git_commit", "git_branch", "git_dirty",
+    "git_diff", "host", "python_version", "platform", "env_hash",
+)
 
 
 def run_exists(conn, store, run_id: str) -> bool:
@@ -45,9 +49,12 @@ def run_exists(conn, store, run_id: str) -> bool:
     return conn.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone() is not None
 
 
-def _inputs(conn, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
+def _inputs(conn, store, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
     inputs: dict[str, list[DatasetInput]] = defaultdict(list)
-    if not conn.execute("SELECT count(*) FROM inputs").fetchone()[0]:
+    cache = store.session_cache()
+    if "has_inputs" not in cache:
+        cache["has_inputs"] = bool(conn.execute("SELECT count(*) FROM inputs").fetchone()[0])
+    if not cache["has_inputs"]:
         return inputs
     for row in conn.execute(
         "SELECT i.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, "
@@ -95,25 +102,19 @@ def _runs_from_index(conn, store, table) -> list[Run]:
         params, tags, metrics = [defaultdict(dict) for _ in range(3)]
         for run_id, kind, key, value, number in conn.execute(_VALUES, [ids]).fetchall():
             (params, tags, metrics)[kind][run_id][key] = number if kind == 2 else value
-    inputs = _inputs(conn, ids)
-    base = {c: table.column(c).to_pylist() for c in _RUN_COLUMNS}
+    inputs = _inputs(conn, store, ids)
+    columns = table.select(list(_RUN_COLUMNS)).to_pydict()
     root = str(store.root)
     runs = []
     for i, run_id in enumerate(ids):
-        r = {c: base[c][i] for c in _RUN_COLUMNS}
+        artifact_uri = columns["artifact_uri"][i]
         info = RunInfo(
-            run_id=run_id, experiment_id=r["experiment_id"], run_name=r["run_name"],
-            user_id=r["user_id"], status=r["status"], start_time=r["start_time"],
-            end_time=r["end_time"], lifecycle_stage=r["lifecycle_stage"],
-            artifact_uri=f"{root}/{r['artifact_uri']}" if r["artifact_uri"] else "",
-            parent_run_id=r["parent_run_id"], description=r["description"],
+            run_id, columns["experiment_id"][i], columns["run_name"][i], columns["user_id"][i],
+            columns["status"][i], columns["start_time"][i], columns["end_time"][i],
+            columns["lifecycle_stage"][i], f"{root}/{artifact_uri}" if artifact_uri else "",
+            columns["parent_run_id"][i], columns["description"][i],
         )
-        source = RunSource(
-            type=r["source_type"], name=r["source_name"], code=r["source_code"],
-            git_commit=r["git_commit"], git_branch=r["git_branch"], git_dirty=r["git_dirty"],
-            git_diff=r["git_diff"], host=r["host"], python_version=r["python_version"],
-            platform=r["platform"], env_hash=r["env_hash"],
-        )
+        source = RunSource(*(columns[c][i] for c in _SOURCE_COLUMNS))
         data = RunData(metrics=metrics[run_id], params=params[run_id], tags=tags[run_id])
         runs.append(Run(info, data, RunInputs(inputs.get(run_id, [])), source))
     return runs

@@ -106,14 +106,20 @@ def plan_search(node: Node | None, keys: list[OrderKey], indexed: set[str],
     return plan
 
 
-def _compile(node: Node, plan: SearchPlan) -> str:
+def _compile(node: Node, plan: SearchPlan, negated: bool = False) -> str:
+    """Compile a filter tree to a WHERE condition.
+
+    Outside NOT, a NULL clause already drops the row as FALSE would, so clauses stay bare and
+    DuckDB can push them into the scan; under NOT each is made two-valued with ``coalesce``.
+    """
     if isinstance(node, And):
-        return "(" + " AND ".join(_compile(n, plan) for n in node.items) + ")"
+        return "(" + " AND ".join(_compile(n, plan, negated) for n in node.items) + ")"
     if isinstance(node, Or):
-        return "(" + " OR ".join(_compile(n, plan) for n in node.items) + ")"
+        return "(" + " OR ".join(_compile(n, plan, negated) for n in node.items) + ")"
     if isinstance(node, Not):
-        return "(NOT " + _compile(node.item, plan) + ")"
-    return _comparison(node, plan)
+        return "(NOT " + _compile(node.item, plan, True) + ")"
+    test = _comparison(node, plan)
+    return f"coalesce({test}, FALSE)" if negated else f"({test})"
 
 
 def _value_test(column: str, clause: Comparison, params: list, numeric: bool) -> str:
@@ -137,8 +143,7 @@ def _comparison(clause: Comparison, plan: SearchPlan) -> str:
             return f"({column} IS NULL)"
         if clause.op == "IS NOT NULL":
             return f"({column} IS NOT NULL)"
-        test = _value_test(column, clause, params, numeric=clause.entity == METRIC)
-        return f"coalesce({test}, FALSE)"
+        return _value_test(column, clause, params, numeric=clause.entity == METRIC)
     if clause.entity == DATASET:
         column = _DATASET_SQL[clause.key]
         body = (
@@ -160,7 +165,7 @@ def _comparison(clause: Comparison, plan: SearchPlan) -> str:
         value = clause.value
         upper = value.upper() if isinstance(value, str) else tuple(v.upper() for v in value)
         clause = Comparison(clause.entity, clause.key, clause.op, upper, clause.position)
-    return f"coalesce({_value_test(column, clause, params, numeric=False)}, FALSE)"
+    return _value_test(column, clause, params, numeric=False)
 
 
 def _order_by(keys: list[OrderKey], plan: SearchPlan) -> str:
