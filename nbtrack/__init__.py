@@ -49,6 +49,20 @@ from nbtrack.tracking.uri import get_tracking_uri, set_tracking_uri
 
 MlflowClient = Client
 
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext nbtrack``: register ``%%track`` and the other magics."""
+    from nbtrack.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """``%unload_ext nbtrack``."""
+    from nbtrack.magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
 __all__ = [
     "ActiveRun",
     "Client",
@@ -68,6 +82,7 @@ __all__ = [
     "get_run",
     "get_tracking_uri",
     "last_active_run",
+    "load_ipython_extension",
     "log_artifact",
     "log_artifacts",
     "log_dict",

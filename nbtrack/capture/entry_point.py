@@ -14,12 +14,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class EntryPoint:
-    """``type`` is SCRIPT, NOTEBOOK or INTERACTIVE; ``name`` a path; ``code`` cell source."""
+    """Where a run starts.
+
+    ``type`` is SCRIPT, NOTEBOOK or INTERACTIVE; ``name`` a path; ``code`` the cell's source;
+    ``folder`` where to read git state; ``capture`` False skips git and environment capture.
+    """
 
     type: str
     name: str | None
     code: str | None = None
     folder: str | None = None
+    capture: bool = True
 
 
 _notebook_provider: Callable[[], EntryPoint | None] | None = None

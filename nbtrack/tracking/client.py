@@ -132,9 +132,13 @@ class Client:
             self._store.ensure_run(parent_run_id)
         run_id = uuid.uuid4().hex
         entry = current_entry_point()
-        state = git.git_state(entry.folder) if entry.folder else git.GitState()
-        env_hash, env = environment.current_environment()
-        self._store.add_environment(env_hash, env)
+        state = git.GitState()
+        env_hash = None
+        if entry.capture:
+            if entry.folder:
+                state = git.git_state(entry.folder)
+            env_hash, env = environment.current_environment()
+            self._store.add_environment(env_hash, env)
         row = {
             "run_id": run_id,
             "experiment_id": str(experiment_id),

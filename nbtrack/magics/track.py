@@ -1,0 +1,230 @@
+"""``%%track``: make a notebook cell a run. ``%track_config``: kernel-wide defaults."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+import nbtrack
+from nbtrack.capture.cell_params import literal_assignments
+from nbtrack.capture.entry_point import EntryPoint
+from nbtrack.capture.notebook import notebook_path
+from nbtrack.entities import RunStatus
+from nbtrack.exceptions import NbtrackError
+from nbtrack.magics.cell_runner import run_cell_body
+from nbtrack.magics.summary import summary_bundle
+
+
+@dataclass
+class TrackConfig:
+    """Defaults for every ``%%track`` cell in this kernel."""
+
+    experiment: str | None = None
+    capture: bool = True
+    auto_params: bool = True
+    summary: bool = True
+
+
+def _names(text: str | None, option: str) -> list[str]:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    for name in names:
+        if not name.isidentifier():
+            raise UsageError(f"{option} takes variable names separated by commas; "
+                             f"{name!r} is not a variable name.")
+    return names
+
+
+def _tags(text: str | None) -> dict[str, str]:
+    tags = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--tags takes key=value pairs separated by commas, e.g. "
+                             f"--tags team=ml,stage=dev; {item!r} has no '='.")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+def _warn(message: str) -> None:
+    print(f"nbtrack: {message}", file=sys.stderr)
+
+
+@magics_class
+class TrackMagics(Magics):
+    """The ``%%track`` cell magic and ``%track_config``."""
+
+    def __init__(self, shell) -> None:
+        super().__init__(shell)
+        self.config_ = TrackConfig()
+        self._cell: tuple[str, int] | None = None  # the tracked cell now running
+        self._experiment_set: str | None = None
+
+    # where a run comes from ----------------------------------------------------------------
+    def entry_point(self) -> EntryPoint | None:
+        """Describe the notebook cell that starts a run now (installed as the provider).
+
+        Inside ``%%track`` the source is the tracked cell; for a plain ``start_run`` in a
+        notebook it is the cell being run.
+        """
+        path = notebook_path(self.shell.user_ns)
+        kind = "NOTEBOOK" if path else "INTERACTIVE"
+        if not self.config_.capture:
+            return EntryPoint(kind, path, capture=False)
+        if self._cell is not None:
+            source = self._cell[0]
+        else:
+            history = self.shell.user_ns.get("In") or [None]
+            source = history[-1]
+        return EntryPoint(kind, path, source, os.path.dirname(path) if path else os.getcwd())
+
+    # %%track ------------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--experiment", "-e", help="experiment name; kept for later cells")
+    @argument("--name", "-n", help="the run's name (default: generated)")
+    @argument("--description", "-d", help="a note stored with the run")
+    @argument("--params", help="variables logged as params after the cell, e.g. alpha,l1")
+    @argument("--metrics", help="variables logged as metrics after the cell, e.g. rmse,mae")
+    @argument("--artifacts", nargs="+", metavar="PATH",
+              help="files or folders logged as artifacts after the cell")
+    @argument("--tags", help="tags as key=value pairs, e.g. team=ml,stage=dev")
+    @argument("--nested", action="store_true", help="start the run inside the active run")
+    @argument("--no-capture", action="store_true",
+              help="do not record the cell's code, git state or environment")
+    @argument("--no-auto-params", action="store_true",
+              help="do not log the cell's literal assignments (alpha = 0.1) as params")
+    @argument("--no-summary", action="store_true", help="do not show the run summary")
+    @cell_magic
+    def track(self, line: str, cell: str):
+        """Run the cell as an nbtrack run: everything it logs goes to that run.
+
+        The run ends FINISHED, FAILED when the cell raises (the traceback is kept), or KILLED
+        on interrupt; values logged before a failure are kept. Literal assignments at the top
+        of the cell (``alpha = 0.1``) are logged as params unless --no-auto-params.
+        """
+        args = parse_argstring(self.track, line)
+        params, metrics = _names(args.params, "--params"), _names(args.metrics, "--metrics")
+        tags = _tags(args.tags)
+        experiment = args.experiment or self.config_.experiment
+        if args.experiment:
+            self.config_.experiment = args.experiment
+        capture = self.config_.capture and not args.no_capture
+        if experiment and experiment != self._experiment_set:
+            nbtrack.set_experiment(experiment)
+            self._experiment_set = experiment
+        count = self.shell.execution_count
+        self._cell = (cell, count) if capture else None
+        saved_capture = self.config_.capture
+        self.config_.capture = capture
+        try:
+            run = nbtrack.start_run(run_name=args.name, nested=args.nested, tags=tags,
+                                    description=args.description)
+        except NbtrackError as exc:
+            raise UsageError(
+                f"{exc} In a notebook: end the active run with nbtrack.end_run(), or use "
+                "%%track --nested."
+            ) from None
+        finally:
+            self._cell = None
+            self.config_.capture = saved_capture
+        client, run_id = run.client, run.run_id
+        client.set_tag(run_id, "nbtrack.execution_count", count)
+        status = RunStatus.FINISHED
+        try:
+            run_cell_body(self.shell, cell, f"<tracked cell [{count}]>")
+        except KeyboardInterrupt:
+            status = RunStatus.KILLED
+            raise
+        except BaseException as exc:
+            status = RunStatus.FAILED
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            client.log_text(run_id, text, "traceback.txt")
+            client.set_tag(run_id, "nbtrack.error", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        finally:
+            self._after_cell(client, run_id, cell, params, metrics, args, capture)
+            if nbtrack.active_run() is not None and nbtrack.active_run().run_id == run_id:
+                nbtrack.end_run(status)
+            client.store.flush()
+            if self.config_.summary and not args.no_summary:
+                self._show_summary(client, run_id)
+
+    def _after_cell(self, client, run_id, cell, params, metrics, args, capture) -> None:
+        """Log what the options name; a bad value is reported, never fatal."""
+        namespace = self.shell.user_ns
+        logged = client.store.ensure_run(run_id)
+        wanted: dict[str, object] = {}
+        if self.config_.auto_params and not args.no_auto_params:
+            transformed = self.shell.transform_cell(cell)
+            found = literal_assignments(transformed)
+            wanted.update((k, v) for k, v in found.items() if k not in metrics)
+        for name in params:
+            if name in namespace:
+                wanted[name] = namespace[name]
+            else:
+                _warn(f"--params names {name!r}, which the cell did not define; not logged.")
+        for key, value in wanted.items():
+            if key in logged and logged[key] != str(value):
+                continue  # the cell logged this key itself: its value stands
+            client.log_param(run_id, key, value)
+        for name in metrics:
+            if name not in namespace:
+                _warn(f"--metrics names {name!r}, which the cell did not define; not logged.")
+                continue
+            try:
+                client.log_metric(run_id, name, namespace[name])
+            except NbtrackError as exc:
+                _warn(f"--metrics {name}: {exc}")
+        for path in args.artifacts or []:
+            try:
+                if os.path.isdir(path):
+                    client.log_artifacts(run_id, path, os.path.basename(os.path.normpath(path)))
+                else:
+                    client.log_artifact(run_id, path)
+            except NbtrackError as exc:
+                _warn(f"--artifacts {path}: {exc}")
+
+    def _show_summary(self, client, run_id: str) -> None:
+        from IPython.display import display
+
+        run = client.get_run(run_id)
+        experiment = client.get_experiment(run.info.experiment_id).name
+        display(summary_bundle(run, experiment), raw=True)
+
+    # %track_config ------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--experiment", "-e", help="experiment for %%track cells")
+    @argument("--tracking-uri", help="the store to use (a folder path)")
+    @argument("--capture", action="store_true", help="record code, git state, environment")
+    @argument("--no-capture", action="store_true", help="do not record them")
+    @argument("--auto-params", action="store_true", help="log literal assignments as params")
+    @argument("--no-auto-params", action="store_true", help="do not")
+    @argument("--summary", action="store_true", help="show a summary under tracked cells")
+    @argument("--no-summary", action="store_true", help="do not")
+    @line_magic
+    def track_config(self, line: str):
+        """Set kernel-wide defaults for %%track, then print them all."""
+        args = parse_argstring(self.track_config, line)
+        for flag in ("capture", "auto_params", "summary"):
+            on, off = getattr(args, flag), getattr(args, "no_" + flag)
+            if on and off:
+                raise UsageError(f"Give --{flag.replace('_', '-')} or its --no- form, not both.")
+            if on or off:
+                setattr(self.config_, flag, bool(on))
+        if args.experiment:
+            self.config_.experiment = args.experiment
+        if args.tracking_uri:
+            nbtrack.set_tracking_uri(args.tracking_uri)
+            self._experiment_set = None
+        print(f"tracking uri: {nbtrack.get_tracking_uri()}\n"
+              f"experiment:   {self.config_.experiment or '(default)'}\n"
+              f"capture:      {'on' if self.config_.capture else 'off'}\n"
+              f"auto params:  {'on' if self.config_.auto_params else 'off'}\n"
+              f"summary:      {'on' if self.config_.summary else 'off'}")
