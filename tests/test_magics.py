@@ -1,5 +1,7 @@
 """The magics through IPython's in-process test shell: every option and the failure paths."""
 
+from pathlib import Path
+
 import pytest
 from IPython.core.error import UsageError
 from IPython.testing import globalipapp
@@ -106,7 +108,7 @@ def test_failing_cell_keeps_values_records_traceback_and_raises(ip):
     assert run.data.metrics == {"loss": 0.5} and run.data.params == {"alpha": "1"}
     assert run.data.tags["nbtrack.error"].startswith("ZeroDivisionError")
     local = nbtrack.Client().download_artifacts(run.info.run_id, "traceback.txt")
-    assert "ZeroDivisionError" in open(local).read()
+    assert "ZeroDivisionError" in Path(local).read_text()
     assert nbtrack.active_run() is None
 
 

@@ -40,6 +40,7 @@ def create_store(store: str) -> None:
     import nbtrack
 
     nbtrack.set_tracking_uri(store)
+    nbtrack.set_experiment("shared")  # every process races to create it
     with nbtrack.start_run():
         nbtrack.log_param("pid", str(__import__("os").getpid()))
 

@@ -23,9 +23,14 @@ class Store(ABC):
     # experiments -------------------------------------------------------------------------
     @abstractmethod
     def create_experiment(
-        self, name: str, artifact_location: str | None = None, tags: dict | None = None
+        self, name: str, artifact_location: str | None = None, tags: dict | None = None,
+        exist_ok: bool = False,
     ) -> str:
-        """Create an experiment and return its id; raise if the name is taken."""
+        """Create an experiment and return its id.
+
+        If the name is taken, raise; with ``exist_ok``, return the existing active
+        experiment's id instead, atomically.
+        """
 
     @abstractmethod
     def get_experiment(self, experiment_id: str) -> Experiment:

@@ -229,9 +229,15 @@ class DuckDBStore(Store):
 
     # experiments --------------------------------------------------------------------------
     def create_experiment(
-        self, name: str, artifact_location: str | None = None, tags: dict | None = None
+        self, name: str, artifact_location: str | None = None, tags: dict | None = None,
+        exist_ok: bool = False,
     ) -> str:
-        """Create an experiment; its id is the next integer, as text."""
+        """Create an experiment; its id is the next integer, as text.
+
+        With ``exist_ok``, an active experiment of that name is returned instead: the check
+        and the creation share one locked transaction, so processes racing to create the same
+        experiment all get it.
+        """
         if not isinstance(name, str) or not name.strip():
             raise InvalidValueError("An experiment needs a non-empty name, such as 'nyc-taxi'.")
         now = _now_ms()
@@ -239,6 +245,8 @@ class DuckDBStore(Store):
             existing = conn.execute(
                 "SELECT experiment_id, lifecycle_stage FROM experiments WHERE name = ?", [name]
             ).fetchone()
+            if existing and exist_ok and existing[1] == LifecycleStage.ACTIVE:
+                return existing[0]
             if existing:
                 hint = (
                     " It is deleted: restore it with Client().restore_experiment"
@@ -520,6 +528,7 @@ class DuckDBStore(Store):
 def _flush_all_at_exit() -> None:
     for store in list(_LIVE_STORES):
         try:
+            store._writer.stop()
             store.close()
         except Exception as exc:  # the last chance: say what could not be written
             pending = len(store._pending)

@@ -35,6 +35,7 @@ class BackgroundWriter:
         self._start_lock = threading.Lock()
         self._pid = os.getpid()
         self.last_error: BaseException | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Ask for a flush now, starting the thread if it is not running."""
@@ -53,6 +54,19 @@ class BackgroundWriter:
                 )
                 self._thread.start()
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread and wait for it.
+
+        At interpreter exit no DuckDB call may still be in flight: a native call cut off by
+        finalisation aborts the process.
+        """
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            return
+        self._stopping = True
+        self._wake.set()
+        thread.join(timeout)
+
     def forget(self) -> None:
         """Drop the thread handle in a forked child (the thread does not exist there)."""
         self._thread = None
@@ -61,12 +75,14 @@ class BackgroundWriter:
     def _run(self) -> None:
         retry_delay = 0.05
         last_flush = time.monotonic()
-        while True:
+        while not self._stopping:
             is_open = self._close_if_idle()
             until_flush = max(self.interval - (time.monotonic() - last_flush), 0.0)
             timeout = min(self.linger, WAITER_POLL, until_flush) if is_open else until_flush
             woken = self._wake.wait(timeout)
             self._wake.clear()
+            if self._stopping:
+                return
             due = time.monotonic() - last_flush >= self.interval
             if not (woken or (due and self._has_pending())):
                 if due:

@@ -65,6 +65,10 @@ class Client:
         """Create an experiment and return its id."""
         return self._store.create_experiment(name, artifact_location, tags)
 
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        """The active experiment of this name, created if missing (safe across processes)."""
+        return self.get_experiment(self._store.create_experiment(name, exist_ok=True))
+
     def get_experiment(self, experiment_id: str) -> Experiment:
         """Return an experiment by id."""
         return self._store.get_experiment(str(experiment_id))

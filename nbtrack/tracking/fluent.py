@@ -86,9 +86,8 @@ def set_experiment(experiment_name: str | None = None,
         experiment = client.get_experiment(str(experiment_id))
     else:
         experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is None:
-            client.create_experiment(experiment_name)
-            experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None or experiment.lifecycle_stage == LifecycleStage.ACTIVE:
+            experiment = client.get_or_create_experiment(experiment_name)
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise NbtrackError(
             f"Experiment {experiment.name!r} is deleted. Restore it with "
