@@ -85,6 +85,15 @@ class TrackMagics(Magics):
             source = history[-1]
         return EntryPoint(kind, path, source, os.path.dirname(path) if path else os.getcwd())
 
+    def _cell_number(self) -> int:
+        """The number the front end shows for the running cell (``In[n]``).
+
+        ``In`` is appended before a cell runs in every IPython version, whereas when
+        ``execution_count`` moves differs between versions.
+        """
+        history = self.shell.user_ns.get("In")
+        return len(history) - 1 if history else self.shell.execution_count
+
     # %%track ------------------------------------------------------------------------------
     @magic_arguments()
     @argument("--experiment", "-e", help="experiment name; kept for later cells")
@@ -119,8 +128,8 @@ class TrackMagics(Magics):
         if experiment and experiment != self._experiment_set:
             nbtrack.set_experiment(experiment)
             self._experiment_set = experiment
-        count = self.shell.execution_count
-        self._cell = (cell, count) if capture else None
+        count = self._cell_number()
+        self._cell = (cell.rstrip("\n"), count) if capture else None
         saved_capture = self.config_.capture
         self.config_.capture = capture
         try:
