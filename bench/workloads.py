@@ -213,7 +213,7 @@ def nbtrack_run(folder: Path, n: int = 1000) -> dict:
     return {"per": (returned + time.perf_counter() - start) / n, "per_before_flush": returned / n}
 
 
-def nbtrack_search(folder: Path, n_runs: int = 10_000, repeats: int = 20) -> dict:
+def nbtrack_search(folder: Path, n_runs: int = 10_000, repeats: int = 60) -> dict:
     experiment_id = _nbtrack_seed(folder, n_runs)
     nbtrack = _nbtrack(folder)
     client = nbtrack.Client()

@@ -52,7 +52,7 @@ class Batch:
 class PendingWrites:
     """A thread-safe buffer of writes. ``take()`` hands the whole buffer to a flush."""
 
-    def __init__(self, on_size: callable, size_threshold: int = 50_000) -> None:
+    def __init__(self, on_size: callable, size_threshold: int = 200_000) -> None:
         self._lock = threading.Lock()
         self._batch = Batch()
         self._metric_queue: deque = deque()  # appends are atomic: no lock on the hot path
