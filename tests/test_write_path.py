@@ -137,3 +137,27 @@ def test_a_process_that_only_reads_lets_go_when_idle(tmp_path, monkeypatch):
     reader.search_experiments(1, None)  # a read, and no write ever
     assert _wait_until(lambda: not reader._connection.is_open, seconds=5)
     assert _count_points_elsewhere(tmp_path / "s") == 0
+
+
+def test_a_read_waits_for_a_batch_the_writer_is_still_writing(tmp_path):
+    import threading
+
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    client = nbtrack.Client()
+    store = client.store
+    taken = threading.Event()
+    take = store._pending.take
+
+    def slow_take():
+        batch = take()
+        if threading.current_thread().name == "nbtrack-writer":
+            taken.set()
+            time.sleep(0.5)  # taken, not yet written: the window a read must not slip into
+        return batch
+
+    store._pending.take = slow_take
+    run_id = client.create_run("0").info.run_id
+    store._writer.wake()
+    assert taken.wait(10)
+    assert len(store._pending) == 0
+    assert client.get_run(run_id).info.run_id == run_id  # waits for the batch, then sees it

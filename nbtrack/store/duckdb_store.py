@@ -201,9 +201,12 @@ class DuckDBStore(Store):
             warnings.warn(message, stacklevel=2)
 
     def flush(self) -> None:
-        """Write everything this process has logged so far, now."""
-        if len(self._pending):
-            self._write_pending(raise_errors=True)
+        """Write everything this process has logged so far, now.
+
+        Always passes through the flush lock: a batch the background thread has taken but not
+        yet committed is not pending any more, yet it is not readable either until then.
+        """
+        self._write_pending(raise_errors=True)
 
     def _after_write(self, urgent: bool = False) -> None:
         if self.sync_writes:
