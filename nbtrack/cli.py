@@ -43,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--max", type=int, default=50, help="most runs to show (default 50)")
     sql = sub.add_parser("sql", help="run a read-only SELECT over the store's views")
     sql.add_argument("query")
+    run = sub.add_parser("run", help="execute a notebook headless as a tracked run")
+    run.add_argument("notebook", help="path of the .ipynb file")
+    run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                     help="a parameter injected after the cell tagged 'parameters' (repeatable)")
+    run.add_argument("--experiment", "-e", help="experiment for the runs")
+    run.add_argument("--kernel", default="python3", help="kernel name (default python3)")
+    run.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
+    run.add_argument("--output", "-o", help="also save the executed notebook here")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo = sub.add_parser("demo", help="log a few demo runs, then print the runs table")
     demo.add_argument("--runs", type=int, default=4, help="how many runs (1-6, default 4)")
     return parser
@@ -79,6 +88,19 @@ def main(argv: list[str] | None = None) -> int:
             print(runs_table(frame).to_string(index=False) if len(frame) else "No runs found.")
         elif args.command == "sql":
             print(nbtrack.sql(args.query).to_string(index=False))
+        elif args.command == "run":
+            from nbtrack.notebook_runner import parse_parameters, run_notebook
+
+            result = run_notebook(args.notebook, parse_parameters(args.parameter),
+                                  args.experiment, args.kernel, args.timeout, args.output,
+                                  progress=not args.no_progress)
+            if result.status != "FINISHED":
+                cell = f"cell {result.failed_cell}" if result.failed_cell is not None else "a cell"
+                print(f"nbtrack: {args.notebook} failed in {cell}: {result.error}\n"
+                      f"The executed notebook is stored with run {result.run_id}.",
+                      file=sys.stderr)
+                return 1
+            print(f"Ran {args.notebook} as run {result.run_id} in {nbtrack.get_tracking_uri()}")
         elif args.command == "demo":
             from nbtrack.demo import run_demo
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 
 import nbtrack
@@ -38,3 +41,17 @@ def client(store_dir):
 def experiment_id(client):
     """A fresh experiment named 'exp'."""
     return client.create_experiment("exp")
+
+
+@pytest.fixture
+def kernel_name(tmp_path_factory, monkeypatch):
+    """A kernelspec for this very interpreter, so the kernel imports the nbtrack under test."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / "nbtrack-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "nbtrack test", "language": "python",
+    }))
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    return "nbtrack-test"

@@ -1,27 +1,9 @@
 """The magics in real kernels, executed headless with nbclient: outputs, order, capture."""
 
-import json
-import sys
-
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 import nbtrack
-
-
-@pytest.fixture
-def kernel_name(tmp_path_factory, monkeypatch):
-    """A kernelspec for this very interpreter, so the kernel imports the nbtrack under test."""
-    root = tmp_path_factory.mktemp("jupyter")
-    spec = root / "kernels" / "nbtrack-test"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "nbtrack test", "language": "python",
-    }))
-    monkeypatch.setenv("JUPYTER_PATH", str(root))
-    return "nbtrack-test"
 
 
 def run_notebook(path, cells, kernel_name):

@@ -137,6 +137,9 @@ def start_run(
     else:
         if nested and _active_runs and parent_run_id is None:
             parent_run_id = _active_runs[-1].run_id
+        elif not _active_runs and parent_run_id is None:
+            # runs of a notebook executed by `nbtrack run` nest under its parent run
+            parent_run_id = os.environ.get("NBTRACK_PARENT_RUN_ID") or None
         run = client.create_run(
             experiment_id=str(experiment_id) if experiment_id is not None
             else _default_experiment_id(client),
@@ -176,7 +179,10 @@ def last_active_run() -> Run | None:
 
 
 def _active() -> ActiveRun:
-    return _active_runs[-1] if _active_runs else start_run()
+    if _active_runs:
+        return _active_runs[-1]
+    # `nbtrack run` hands a notebook without %%track cells its run to log into
+    return start_run(run_id=os.environ.get("NBTRACK_RUN_ID") or None)
 
 
 def _target(run_id: str | None) -> tuple[Client, str]:
@@ -219,7 +225,7 @@ def log_metric(key: str, value, step: int | None = None, synchronous: bool | Non
     ``synchronous=True`` writes it before returning.
     """
     if run_id is None:
-        run = _active_runs[-1] if _active_runs else start_run()
+        run = _active_runs[-1] if _active_runs else _active()
         client, run_id = run.client, run.run_id
     else:
         client = _client()
