@@ -43,6 +43,8 @@ SCENARIOS = {
     "history": ("metric history of 100k points",
                 ("nbtrack_history", {"points": 100_000}), ("mlflow_history", {"points": 100_000}),
                 "seconds", 50e-3),
+    "magic": ("a tracked cell: %%track overhead, median",
+              ("nbtrack_magic", {"n": 100}), ("mlflow_magic", {"n": 30}), "per", 20e-3),
     "import": ("import (heavy imports lazy)", ("nbtrack_import", {}), ("mlflow_import", {}),
                "seconds", 0.3),
     "create_store": ("4 processes creating one new store (x5): failures",
@@ -57,6 +59,7 @@ QUICK = {
     "frame": ({"n_runs": 1000}, {"n_runs": 1000}),
     "history": ({"points": 10_000}, {"points": 10_000}),
     "create_store": ({"library": "nbtrack", "rounds": 1}, {"library": "mlflow", "rounds": 1}),
+    "magic": ({"n": 10}, {"n": 5}),
 }
 
 

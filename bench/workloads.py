@@ -285,3 +285,44 @@ def create_store(folder: Path, library: str, rounds: int = 5, processes: int = 4
             proc.communicate(timeout=300)
             failures += proc.returncode != 0
     return {"failures": failures, "attempts": rounds * processes}
+
+
+# ---- a tracked notebook cell ------------------------------------------------------------------
+def _cell_overhead(setup: list[str], tracked: str, plain: str, n: int) -> dict:
+    """Median time of a tracked cell minus the same cell untracked, in an IPython shell."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    for line in setup:
+        shell.run_cell(line)
+
+    def median(code: str) -> float:
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            result = shell.run_cell(code, store_history=True)
+            times.append(time.perf_counter() - start)
+            result.raise_error()
+        return statistics.median(times)
+
+    median(tracked)  # warm up: first-run capture (environment, git) is a one-off
+    base = median(plain)
+    return {"per": max(median(tracked) - base, 0.0), "plain": base}
+
+
+CELL = "x = 1\nalpha = 0.1\nrmse = alpha * 2"
+
+
+def nbtrack_magic(folder: Path, n: int = 100) -> dict:
+    setup = [f"import nbtrack; nbtrack.set_tracking_uri({str(folder / 'nbtrack')!r})",
+             "%load_ext nbtrack", "%track_config --experiment bench"]
+    return _cell_overhead(setup, "%%track --metrics rmse\n" + CELL, CELL, n)
+
+
+def mlflow_magic(folder: Path, n: int = 30) -> dict:
+    setup = ["import logging; logging.getLogger('mlflow').setLevel(logging.ERROR)",
+             f"import mlflow; mlflow.set_tracking_uri('sqlite:///{folder}/mlflow.db')",
+             "mlflow.set_experiment('bench')"]
+    tracked = ("with mlflow.start_run():\n" + "".join(f"    {ln}\n" for ln in CELL.splitlines())
+               + "    mlflow.log_param('alpha', alpha)\n    mlflow.log_metric('rmse', rmse)")
+    return _cell_overhead(setup, tracked, CELL, n)

@@ -163,7 +163,7 @@ class TrackMagics(Magics):
                 nbtrack.end_run(status)
             client.store.flush()
             if self.config_.summary and not args.no_summary:
-                self._show_summary(client, run_id)
+                self._show_summary(client, run_id, experiment)
 
     def _after_cell(self, client, run_id, cell, params, metrics, args, capture) -> None:
         """Log what the options name; a bad value is reported, never fatal."""
@@ -200,11 +200,12 @@ class TrackMagics(Magics):
             except NbtrackError as exc:
                 _warn(f"--artifacts {path}: {exc}")
 
-    def _show_summary(self, client, run_id: str) -> None:
+    def _show_summary(self, client, run_id: str, experiment: str | None) -> None:
         from IPython.display import display
 
         run = client.get_run(run_id)
-        experiment = client.get_experiment(run.info.experiment_id).name
+        if experiment is None:
+            experiment = client.get_experiment(run.info.experiment_id).name
         display(summary_bundle(run, experiment), raw=True)
 
     # %track_config ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ BASE_COLUMNS = (
     "source_name", "source_code", "git_commit", "git_branch", "git_dirty", "git_diff", "host",
     "pid", "python_version", "platform", "env_hash", "deleted_time",
 )
-# prefix -> (normalised table, column type)
+# prefix -> (normalised table, column type of the index column)
 KINDS = {
     "metrics.": ("latest_metrics", "DOUBLE"),
     "params.": ("params", "VARCHAR"),
@@ -48,62 +48,55 @@ def key_columns(conn) -> set[str]:
     return {name for (name,) in rows if name.startswith(tuple(KINDS))}
 
 
-def _add_columns(conn, touched_table: str) -> set[str]:
+_VALUES = """
+SELECT run_id, 'metrics.' || key AS name, NULL::VARCHAR AS text, value AS number
+    FROM latest_metrics WHERE run_id IN (SELECT run_id FROM {touched})
+UNION ALL SELECT run_id, 'params.' || key, value, NULL FROM params
+    WHERE run_id IN (SELECT run_id FROM {touched})
+UNION ALL SELECT run_id, 'tags.' || key, value, NULL FROM tags
+    WHERE run_id IN (SELECT run_id FROM {touched})
+"""
+
+
+def _add_columns(conn, needed: list[str]) -> set[str]:
+    """Add a column for each needed key the index lacks, up to the cap; return all columns."""
     existing = key_columns(conn)
-    room = MAX_KEY_COLUMNS - len(existing)
-    if room <= 0:
-        return existing
-    for prefix, (table, sql_type) in KINDS.items():
-        keys = conn.execute(
-            f"SELECT DISTINCT '{prefix}' || key FROM {table} "
-            f"WHERE run_id IN (SELECT run_id FROM {touched_table}) ORDER BY 1"
-        ).fetchall()
-        for (name,) in keys:
-            if name not in existing and room > 0:
-                conn.execute(f"ALTER TABLE run_index ADD COLUMN {quote(name)} {sql_type}")
-                existing.add(name)
-                room -= 1
+    for name in needed:
+        if name not in existing and len(existing) < MAX_KEY_COLUMNS:
+            sql_type = next(t for prefix, (_, t) in KINDS.items() if name.startswith(prefix))
+            conn.execute(f"ALTER TABLE run_index ADD COLUMN {quote(name)} {sql_type}")
+            existing.add(name)
     return existing
 
 
 def refresh(conn, touched_table: str) -> None:
-    """Rebuild the index rows of the runs listed by ``touched_table`` (a table or subquery)."""
-    columns = _add_columns(conn, touched_table)
-    at_cap = len(columns) >= MAX_KEY_COLUMNS
-    if at_cap:
-        import pyarrow as pa
+    """Rebuild the index rows of the runs listed by ``touched_table`` (a table or subquery).
 
-        conn.register("_nb_index_columns", pa.table({"name": sorted(columns)}))
+    Three statements: which keys the runs have, delete their rows, insert them anew with one
+    column per key (a conditional aggregate; key names travel as parameters).
+    """
+    values = _VALUES.format(touched=touched_table)
+    needed = [name for (name,) in conn.execute(
+        f"SELECT DISTINCT name FROM ({values}) ORDER BY 1").fetchall()]
+    usable = [name for name in needed if name in _add_columns(conn, needed)]
     conn.execute(
         f"DELETE FROM run_index WHERE run_id IN (SELECT run_id FROM {touched_table})"
     )
-    selects = [f"r.{c}" for c in BASE_COLUMNS]
-    joins = []
-    for i, (prefix, (table, _)) in enumerate(KINDS.items()):
-        wanted = sorted(c for c in columns if c.startswith(prefix))
-        if not wanted:
-            continue
-        # PIVOT takes no parameters; the table and prefix come from KINDS, never from users.
-        alias = f"v{i}"
-        joins.append(
-            f"LEFT JOIN (PIVOT (SELECT run_id, '{prefix}' || key AS name, value FROM {table} "
-            f"WHERE run_id IN (SELECT run_id FROM {touched_table})"
-            + (f" AND '{prefix}' || key IN (SELECT name FROM _nb_index_columns)" if at_cap
-               else "")
-            + f") ON name USING first(value) GROUP BY run_id) {alias} "
-            f"ON {alias}.run_id = r.run_id"
-        )
-        selects.append(f"{alias}.* EXCLUDE (run_id)")
-    try:
-        conn.execute(
-            f"INSERT INTO run_index BY NAME SELECT {', '.join(selects)} FROM runs r "
-            + " ".join(joins)
-            + f" WHERE r.run_id IN (SELECT run_id FROM {touched_table})"
-        )
-    finally:
-        if at_cap:
-            conn.unregister("_nb_index_columns")
-
+    where = f"WHERE r.run_id IN (SELECT run_id FROM {touched_table})"
+    if not usable:
+        conn.execute(f"INSERT INTO run_index BY NAME SELECT r.* FROM runs r {where}")
+        return
+    aggregates = ", ".join(
+        f"max(CASE WHEN name = ? THEN {'number' if name.startswith('metrics.') else 'text'} "
+        f"END) AS {quote(name)}"
+        for name in usable
+    )
+    conn.execute(
+        f"INSERT INTO run_index BY NAME SELECT r.*, v.* EXCLUDE (run_id) FROM runs r "
+        f"LEFT JOIN (SELECT run_id, {aggregates} FROM ({values}) GROUP BY run_id) v "
+        f"ON v.run_id = r.run_id {where}",
+        usable,
+    )
 
 
 def rebuild(conn) -> None:
