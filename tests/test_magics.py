@@ -203,3 +203,26 @@ def test_magic_help_is_available(ip):
     for option in ("--experiment", "--params", "--metrics", "--artifacts", "--tags", "--nested",
                    "--no-capture", "--no-auto-params"):
         assert option in doc
+
+
+def test_dataframes_named_in_the_cell_are_fingerprinted(ip, capsys, monkeypatch):
+    import pandas as pd
+
+    from nbtrack.magics import track as track_module
+
+    ip.user_ns["trips"] = pd.DataFrame({"km": [1.0, 2.5], "minutes": [4, 9]})
+    ip.user_ns["huge"] = pd.DataFrame({"a": range(10)})
+    monkeypatch.setattr(track_module, "MAX_FINGERPRINT_CELLS", 5)
+    ip.user_ns["small"] = pd.DataFrame({"a": [1]})
+    track(ip, "", "n = len(small)\nmodel = 'x'")
+    inputs = last_run().inputs.dataset_inputs
+    assert [(i.dataset.name, i.context) for i in inputs] == [("small", "cell")]
+    first_digest = inputs[0].dataset.digest
+    track(ip, "", "rows = len(huge)")
+    assert last_run().inputs.dataset_inputs == []
+    assert "'huge' (10 cells) is too large" in capsys.readouterr().err
+    ip.user_ns["small"] = pd.DataFrame({"a": [2]})
+    track(ip, "", "n = len(small)")
+    assert last_run().inputs.dataset_inputs[0].dataset.digest != first_digest
+    track(ip, "--no-capture", "n = len(small)")
+    assert last_run().inputs.dataset_inputs == []

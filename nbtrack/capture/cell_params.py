@@ -64,3 +64,16 @@ def literal_assignments(source: str) -> dict[str, object]:
 
 
 _NOT_LITERAL = object()
+
+
+def referenced_names(source: str) -> list[str]:
+    """Every variable name the cell reads or writes, in order of first use."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    seen: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            seen.setdefault(node.id, None)
+    return list(seen)

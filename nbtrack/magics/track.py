@@ -12,13 +12,15 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 import nbtrack
-from nbtrack.capture.cell_params import literal_assignments
+from nbtrack.capture.cell_params import literal_assignments, referenced_names
 from nbtrack.capture.entry_point import EntryPoint
 from nbtrack.capture.notebook import notebook_path
 from nbtrack.entities import RunStatus
 from nbtrack.exceptions import NbtrackError
 from nbtrack.magics.cell_runner import run_cell_body
 from nbtrack.magics.summary import summary_bundle
+
+MAX_FINGERPRINT_CELLS = 2_000_000  # rows x columns hashed per DataFrame, to bound the cost
 
 
 @dataclass
@@ -191,6 +193,8 @@ class TrackMagics(Magics):
                 client.log_metric(run_id, name, namespace[name])
             except NbtrackError as exc:
                 _warn(f"--metrics {name}: {exc}")
+        if capture:
+            self._fingerprint_frames(client, run_id, self.shell.transform_cell(cell))
         for path in args.artifacts or []:
             try:
                 if os.path.isdir(path):
@@ -199,6 +203,20 @@ class TrackMagics(Magics):
                     client.log_artifact(run_id, path)
             except NbtrackError as exc:
                 _warn(f"--artifacts {path}: {exc}")
+
+    def _fingerprint_frames(self, client, run_id: str, source: str) -> None:
+        """Record the DataFrames the cell names as inputs, with content digests."""
+        namespace = self.shell.user_ns
+        for name in referenced_names(source):
+            value = namespace.get(name)
+            if not (type(value).__module__.startswith("pandas") and hasattr(value, "columns")):
+                continue
+            cells = value.shape[0] * value.shape[1]
+            if cells > MAX_FINGERPRINT_CELLS:
+                _warn(f"DataFrame {name!r} ({cells:,} cells) is too large to fingerprint after "
+                      f"every cell; record it with nbtrack.log_input({name}).")
+                continue
+            client.log_input(run_id, value, context="cell", name=name)
 
     def _show_summary(self, client, run_id: str, experiment: str | None) -> None:
         from IPython.display import display
