@@ -7,7 +7,6 @@ import getpass
 import os
 import platform
 import socket
-import sys
 
 
 @functools.cache
@@ -35,8 +34,3 @@ def python_version() -> str:
 def platform_name() -> str:
     """The operating system and machine, e.g. ``Linux-6.1-x86_64``."""
     return f"{platform.system()}-{platform.release()}-{platform.machine()}"
-
-
-def executable() -> str:
-    """The Python interpreter's path."""
-    return sys.executable

@@ -73,20 +73,12 @@ class Store(ABC):
         """Return a run with its latest metrics, params, tags, inputs and source."""
 
     @abstractmethod
-    def run_exists(self, run_id: str) -> bool:
-        """Whether a run with this id exists."""
-
-    @abstractmethod
     def ensure_run(self, run_id: str) -> dict[str, str]:
         """Raise unless the run exists and is active; return its params."""
 
     def is_known_run(self, run_id: str) -> bool:
         """Whether ``ensure_run`` already vouched for this run (a cache hit, no I/O)."""
         return False
-
-    @abstractmethod
-    def get_params(self, run_id: str) -> dict[str, str]:
-        """A run's params as stored (without pending writes of other processes)."""
 
     @abstractmethod
     def add_params(self, run_id: str, items: list[tuple[str, str]]) -> None:

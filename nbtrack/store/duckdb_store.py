@@ -481,10 +481,6 @@ class DuckDBStore(Store):
             cache["index_columns"] = (columns, len(columns) < run_index.MAX_KEY_COLUMNS)
         return cache["index_columns"]
 
-    def run_exists(self, run_id: str) -> bool:
-        """Whether the run exists (pending runs of this process included)."""
-        return self._read(run_queries.run_exists, run_id)
-
     def get_run(self, run_id: str) -> Run:
         """Return one run, or raise NotFoundError."""
         runs = self._read(run_queries.load_runs, [run_id])
@@ -494,10 +490,6 @@ class DuckDBStore(Store):
                 "nbtrack.search_runs() or `nbtrack runs`."
             )
         return runs[0]
-
-    def get_params(self, run_id: str) -> dict[str, str]:
-        """A run's stored params."""
-        return self._read(run_queries.params_of, run_id)
 
     def get_metric_history(self, run_id: str, key: str):
         """A metric's history as a ``MetricHistory`` sequence."""

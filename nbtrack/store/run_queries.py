@@ -44,11 +44,6 @@ _SOURCE_COLUMNS = (  # in RunSource's field order
 )
 
 
-def run_exists(conn, store, run_id: str) -> bool:
-    """Whether a run with this id exists."""
-    return conn.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone() is not None
-
-
 def _inputs(conn, store, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
     inputs: dict[str, list[DatasetInput]] = defaultdict(list)
     cache = store.session_cache()
@@ -118,12 +113,6 @@ def _runs_from_index(conn, store, table) -> list[Run]:
         data = RunData(metrics=metrics[run_id], params=params[run_id], tags=tags[run_id])
         runs.append(Run(info, data, RunInputs(inputs.get(run_id, [])), source))
     return runs
-
-
-def params_of(conn, store, run_id: str) -> dict[str, str]:
-    """A run's params."""
-    rows = conn.execute("SELECT key, value FROM params WHERE run_id = ?", [run_id]).fetchall()
-    return dict(rows)
 
 
 def metric_history(conn, store, run_id: str, key: str) -> MetricHistory:

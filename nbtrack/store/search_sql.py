@@ -66,7 +66,6 @@ class SearchPlan:
     where: str = "TRUE"
     where_params: list = field(default_factory=list)
     order: str = ""
-    order_params: list = field(default_factory=list)
 
     def value_column(self, entity: str, key: str) -> str:
         """The SQL for a metric, param or tag key's value: an index column, or a join."""
@@ -85,11 +84,6 @@ class SearchPlan:
             )
             self.join_params.append(key)
         return f"{alias}.value"
-
-    @property
-    def params(self) -> list:
-        """All parameters, in the order of their ``?`` marks in the SQL."""
-        return [*self.join_params, *self.where_params, *self.order_params]
 
 
 def plan_search(node: Node | None, keys: list[OrderKey], indexed: set[str],
