@@ -135,6 +135,7 @@ class TrackMagics(Magics):
         saved_capture = self.config_.capture
         self.config_.capture = capture
         try:
+            tags["nbtrack.execution_count"] = str(count)
             run = nbtrack.start_run(run_name=args.name, nested=args.nested, tags=tags,
                                     description=args.description)
         except NbtrackError as exc:
@@ -146,7 +147,6 @@ class TrackMagics(Magics):
             self._cell = None
             self.config_.capture = saved_capture
         client, run_id = run.client, run.run_id
-        client.set_tag(run_id, "nbtrack.execution_count", count)
         status = RunStatus.FINISHED
         try:
             run_cell_body(self.shell, cell, f"<tracked cell [{count}]>")
@@ -171,9 +171,9 @@ class TrackMagics(Magics):
         """Log what the options name; a bad value is reported, never fatal."""
         namespace = self.shell.user_ns
         logged = client.store.ensure_run(run_id)
+        transformed = self.shell.transform_cell(cell)  # once, for auto params and fingerprints
         wanted: dict[str, object] = {}
         if self.config_.auto_params and not args.no_auto_params:
-            transformed = self.shell.transform_cell(cell)
             found = literal_assignments(transformed)
             wanted.update((k, v) for k, v in found.items() if k not in metrics)
         for name in params:
@@ -194,7 +194,7 @@ class TrackMagics(Magics):
             except NbtrackError as exc:
                 _warn(f"--metrics {name}: {exc}")
         if capture:
-            self._fingerprint_frames(client, run_id, self.shell.transform_cell(cell))
+            self._fingerprint_frames(client, run_id, transformed)
         for path in args.artifacts or []:
             try:
                 if os.path.isdir(path):
