@@ -161,3 +161,74 @@ def test_a_read_waits_for_a_batch_the_writer_is_still_writing(tmp_path):
     assert taken.wait(10)
     assert len(store._pending) == 0
     assert client.get_run(run_id).info.run_id == run_id  # waits for the batch, then sees it
+
+
+def test_peek_sees_pending_values_without_writing(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    client = nbtrack.Client()
+    store = client.store
+    run_id = client.create_run("0").info.run_id
+    for step, value in enumerate([3.0, 2.0, 1.5]):
+        client.log_metric(run_id, "loss", value, step=step)
+    client.log_metric(run_id, "acc", 0.9)
+    assert store.peek_latest_metrics(run_id) == {"loss": 1.5, "acc": 0.9}
+    assert len(store._pending) > 0  # nothing was written to answer
+    assert store.peek_latest_metrics(run_id) == client.get_run(run_id).data.metrics
+
+
+def test_peek_merges_written_and_pending_by_step(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    client = nbtrack.Client()
+    run_id = client.create_run("0").info.run_id
+    client.log_metric(run_id, "m", 1.0, step=5)
+    client.log_metric(run_id, "n", 4.0, step=1)
+    client.store.flush()
+    client.log_metric(run_id, "m", 2.0, step=3)  # older step: the written value stays latest
+    client.log_metric(run_id, "n", 5.0, step=2)  # newer step: the pending value wins
+    expected = {"m": 1.0, "n": 5.0}
+    assert client.store.peek_latest_metrics(run_id) == expected
+    assert client.get_run(run_id).data.metrics == expected
+
+
+def test_peek_sees_a_batch_while_it_is_being_written(tmp_path, monkeypatch):
+    import threading
+
+    from nbtrack.store import duckdb_store
+
+    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    client = nbtrack.Client()
+    store = client.store
+    started, release = threading.Event(), threading.Event()
+    write = duckdb_store.write_batch
+
+    def held_write(conn, batch):
+        started.set()
+        assert release.wait(10)
+        return write(conn, batch)
+
+    run_id = client.create_run("0").info.run_id
+    client.log_metric(run_id, "m", 0.5, step=7)
+    monkeypatch.setattr(duckdb_store, "write_batch", held_write)
+    writer = threading.Thread(target=store.flush)
+    writer.start()
+    try:
+        assert started.wait(10)
+        assert len(store._pending) == 0  # the value is only in the batch being written
+        assert store.peek_latest_metrics(run_id) == {"m": 0.5}
+    finally:
+        release.set()
+        writer.join(10)
+    assert store.peek_latest_metrics(run_id) == {"m": 0.5}
+
+
+def test_peek_reads_the_file_for_runs_of_other_processes(tmp_path):
+    code = ("import nbtrack, sys; nbtrack.set_tracking_uri(sys.argv[1]); c = nbtrack.Client(); "
+            "r = c.create_run('0').info.run_id; c.log_metric(r, 'm', 9.0); print(r)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    assert nbtrack.Client().store.peek_latest_metrics(done.stdout.strip()) == {"m": 9.0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -15,7 +15,8 @@ import nbtrack
 from nbtrack.capture.cell_params import literal_assignments, referenced_names
 from nbtrack.capture.entry_point import EntryPoint
 from nbtrack.capture.notebook import notebook_path
-from nbtrack.entities import RunStatus
+from nbtrack.clock import now_ms
+from nbtrack.entities import Run, RunData, RunInfo, RunStatus
 from nbtrack.exceptions import NbtrackError
 from nbtrack.magics.cell_runner import run_cell_body
 from nbtrack.magics.summary import summary_bundle
@@ -162,10 +163,9 @@ class TrackMagics(Magics):
         finally:
             self._after_cell(client, run_id, cell, params, metrics, args, capture)
             if nbtrack.active_run() is not None and nbtrack.active_run().run_id == run_id:
-                nbtrack.end_run(status)
-            client.store.flush()
+                nbtrack.end_run(status)  # wakes the background writer: written within ms
             if self.config_.summary and not args.no_summary:
-                self._show_summary(client, run_id, experiment)
+                self._show_summary(client, run.info, status, experiment)
 
     def _after_cell(self, client, run_id, cell, params, metrics, args, capture) -> None:
         """Log what the options name; a bad value is reported, never fatal."""
@@ -218,13 +218,15 @@ class TrackMagics(Magics):
                 continue
             client.log_input(run_id, value, context="cell", name=name)
 
-    def _show_summary(self, client, run_id: str, experiment: str | None) -> None:
+    def _show_summary(self, client, info: RunInfo, status: str, experiment: str | None) -> None:
+        """Show the run as it ended, from what this kernel knows: no wait for the write."""
         from IPython.display import display
 
-        run = client.get_run(run_id)
+        info = replace(info, status=status, end_time=now_ms())
+        metrics = client.store.peek_latest_metrics(info.run_id)
         if experiment is None:
-            experiment = client.get_experiment(run.info.experiment_id).name
-        display(summary_bundle(run, experiment), raw=True)
+            experiment = client.get_experiment(info.experiment_id).name
+        display(summary_bundle(Run(info, RunData(metrics=metrics)), experiment), raw=True)
 
     # %track_config ------------------------------------------------------------------------
     @magic_arguments()

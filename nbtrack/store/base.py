@@ -72,6 +72,13 @@ class Store(ABC):
     def get_run(self, run_id: str) -> Run:
         """Return a run with its latest metrics, params, tags, inputs and source."""
 
+    def peek_latest_metrics(self, run_id: str) -> dict[str, float]:
+        """The run's latest metric values, including those this process has not written yet.
+
+        Stores that buffer writes answer without forcing a write; this default reads the run.
+        """
+        return dict(self.get_run(run_id).data.metrics)
+
     @abstractmethod
     def ensure_run(self, run_id: str) -> dict[str, str]:
         """Raise unless the run exists and is active; return its params."""

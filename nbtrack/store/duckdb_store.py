@@ -11,16 +11,16 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-import time
 import warnings
 import weakref
 from collections import OrderedDict
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from nbtrack.entities import Experiment, LifecycleStage, Run
+from nbtrack.clock import now_ms
+from nbtrack.entities import LifecycleStage, Run
 from nbtrack.exceptions import (
-    InvalidValueError,
     NbtrackError,
     NotAStoreError,
     NotFoundError,
@@ -31,18 +31,16 @@ from nbtrack.store import run_index, run_queries, schema
 from nbtrack.store.base import Store
 from nbtrack.store.batch_writer import write_batch
 from nbtrack.store.connection import ConnectionManager, _float_env
+from nbtrack.store.experiments import ARTIFACTS_DIR, ExperimentsMixin
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.pending import PendingWrites
 from nbtrack.store.worker import BackgroundWriter
 
 DB_FILE = "store.duckdb"
-ARTIFACTS_DIR = "artifacts"
 _KNOWN_RUNS_MAX = 10_000
+_METRIC_RUNS_MAX = 50_000
 _LIVE_STORES: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _process_alive(pid: int) -> bool:
@@ -57,7 +55,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class DuckDBStore(Store):
+class DuckDBStore(ExperimentsMixin, Store):
     """A store in a local folder: ``store.duckdb``, ``artifacts/`` and the lock files."""
 
     def __init__(self, root: str | os.PathLike, db_file: str = DB_FILE) -> None:
@@ -75,6 +73,11 @@ class DuckDBStore(Store):
         self._connection = ConnectionManager(self.db_path, StoreLock(self.root), self._prepare)
         self._flush_lock = threading.Lock()
         self._pending = PendingWrites(on_size=self._wake_writer)
+        # for peek_latest_metrics: the batch being written, and the runs whose metrics this
+        # process has written (None once too many to track: then always read the file)
+        self._peek_lock = threading.Lock()
+        self._in_flight = None
+        self._metric_runs_written: set[str] | None = set()
         self._known_runs: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._seen_environments: set[str] = set()
         self._writer = BackgroundWriter(
@@ -132,7 +135,7 @@ class DuckDBStore(Store):
             for step in range(version, schema.SCHEMA_VERSION):
                 conn.execute(schema.MIGRATIONS[step])
             if version == 0:
-                now = _now_ms()
+                now = now_ms()
                 conn.execute(
                     "INSERT INTO experiments VALUES ('0', 'Default', ?, 'active', ?, ?)",
                     [ARTIFACTS_DIR, now, now],
@@ -168,7 +171,7 @@ class DuckDBStore(Store):
                 conn.execute(
                     "UPDATE runs SET status = 'KILLED', end_time = coalesce(end_time, ?) "
                     "WHERE run_id IN (SELECT unnest(?)) AND status = 'RUNNING'",
-                    [_now_ms(), dead],
+                    [now_ms(), dead],
                 )
                 conn.execute("CREATE TEMP TABLE _nb_dead AS SELECT unnest(?) AS run_id", [dead])
                 run_index.refresh(conn, "_nb_dead")
@@ -186,19 +189,59 @@ class DuckDBStore(Store):
         with self._flush_lock:
             if not len(self._pending):
                 return
-            batch = self._pending.take()
+            with self._peek_lock:
+                batch = self._in_flight = self._pending.take()
             try:
                 with self._connection.transaction() as conn:
                     self._connection.session_cache.clear()
                     problems = write_batch(conn, batch)
             except BaseException:
                 self._connection.session_cache.clear()
-                self._pending.put_back(batch)
+                with self._peek_lock:
+                    self._pending.put_back(batch)
+                    self._in_flight = None
                 if raise_errors:
                     raise
                 return
+            with self._peek_lock:
+                self._note_metric_runs(batch)
+                self._in_flight = None
         for message in problems:
             warnings.warn(message, stacklevel=2)
+
+    def _note_metric_runs(self, batch) -> None:
+        written = self._metric_runs_written
+        if written is None or not batch.metrics:
+            return
+        written.update(map(itemgetter(0), batch.metrics))
+        if len(written) > _METRIC_RUNS_MAX:
+            self._metric_runs_written = None
+
+    def peek_latest_metrics(self, run_id: str) -> dict[str, float]:
+        """The run's latest metric values, written or not, without waiting for a write.
+
+        Every value is in exactly one place: pending, in the batch being written, or in the
+        file. The first two are scanned in memory; the file is read only when this process
+        has already written metrics of the run (or another process may have).
+        """
+        with self._peek_lock:
+            rows = [r for r in self._pending.metric_rows() if r[0] == run_id]
+            if self._in_flight is not None:
+                rows += [r for r in self._in_flight.metrics if r[0] == run_id]
+            written = self._metric_runs_written
+            read_file = written is None or run_id in written or run_id not in self._known_runs
+        latest: dict[str, tuple[int, int, float]] = {}
+        if read_file:
+            with self._connection.use() as conn:
+                for key, value, step, stamp in conn.execute(
+                    'SELECT key, value, step, "timestamp" FROM latest_metrics WHERE run_id = ?',
+                    [run_id],
+                ).fetchall():
+                    latest[key] = (step, stamp, value)
+        for _, key, value, step, stamp in rows:
+            if key not in latest or (step, stamp) >= latest[key][:2]:
+                latest[key] = (step, stamp, value)
+        return {key: value for key, (_, _, value) in latest.items()}
 
     def flush(self) -> None:
         """Write everything this process has logged so far, now.
@@ -229,138 +272,9 @@ class DuckDBStore(Store):
         self._pending.take()  # the parent writes its own values
         self._known_runs.clear()
         self._flush_lock = threading.Lock()
-
-    # experiments --------------------------------------------------------------------------
-    def create_experiment(
-        self, name: str, artifact_location: str | None = None, tags: dict | None = None,
-        exist_ok: bool = False,
-    ) -> str:
-        """Create an experiment; its id is the next integer, as text.
-
-        With ``exist_ok``, an active experiment of that name is returned instead: the check
-        and the creation share one locked transaction, so processes racing to create the same
-        experiment all get it.
-        """
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidValueError("An experiment needs a non-empty name, such as 'nyc-taxi'.")
-        now = _now_ms()
-        with self._connection.transaction() as conn:
-            existing = conn.execute(
-                "SELECT experiment_id, lifecycle_stage FROM experiments WHERE name = ?", [name]
-            ).fetchone()
-            if existing and exist_ok and existing[1] == LifecycleStage.ACTIVE:
-                return existing[0]
-            if existing:
-                hint = (
-                    " It is deleted: restore it with Client().restore_experiment"
-                    f"({existing[0]!r}) or choose another name."
-                    if existing[1] == LifecycleStage.DELETED
-                    else " Use set_experiment(name) to reuse it."
-                )
-                raise NbtrackError(f"An experiment named {name!r} already exists.{hint}")
-            (next_id,) = conn.execute(
-                "SELECT coalesce(max(CAST(experiment_id AS BIGINT)), -1) + 1 FROM experiments"
-            ).fetchone()
-            experiment_id = str(next_id)
-            conn.execute(
-                "INSERT INTO experiments VALUES (?, ?, ?, 'active', ?, ?)",
-                [experiment_id, name, artifact_location or ARTIFACTS_DIR, now, now],
-            )
-            for key, value in (tags or {}).items():
-                conn.execute(
-                    "INSERT INTO experiment_tags VALUES (?, ?, ?)", [experiment_id, key, str(value)]
-                )
-        return experiment_id
-
-    def _experiments(self, where: str, params: list) -> list[Experiment]:
-        # experiments are written at once, never buffered: no flush needed before reading
-        with self._connection.use() as conn:
-            rows = conn.execute(
-                "SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, "
-                "e.creation_time, e.last_update_time, "
-                "(SELECT list(struct_pack(k := key, v := value)) FROM experiment_tags t "
-                " WHERE t.experiment_id = e.experiment_id) "
-                f"FROM experiments e {where}",
-                params,
-            ).fetchall()
-        return [
-            Experiment(
-                experiment_id=r[0],
-                name=r[1],
-                artifact_location=str(self.root / r[2]),
-                lifecycle_stage=r[3],
-                creation_time=r[4],
-                last_update_time=r[5],
-                tags={t["k"]: t["v"] for t in (r[6] or [])},
-            )
-            for r in rows
-        ]
-
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        """Return an experiment by id."""
-        found = self._experiments("WHERE experiment_id = ?", [str(experiment_id)])
-        if not found:
-            raise NotFoundError(
-                f"No experiment with id {experiment_id!r} in the store {self.root}. "
-                "List them with nbtrack.search_experiments() or `nbtrack experiments`."
-            )
-        return found[0]
-
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
-        """Return an experiment by name, or None."""
-        found = self._experiments("WHERE name = ?", [name])
-        return found[0] if found else None
-
-    def search_experiments(
-        self, view_type: int, max_results: int | None, filter_string: str | None = None,
-        order_by: list[str] | None = None,
-    ) -> list[Experiment]:
-        """Experiments in a lifecycle view matching a filter, by id unless ``order_by`` says."""
-        from nbtrack.entities import ViewType
-        from nbtrack.search.parser import EXPERIMENTS, parse_filter, parse_order_by
-        from nbtrack.store.search_sql import experiment_order, experiment_where
-
-        params: list[Any] = [list(ViewType.stages(view_type))]
-        condition = experiment_where(parse_filter(filter_string, EXPERIMENTS), params)
-        order = experiment_order(parse_order_by(order_by, EXPERIMENTS))
-        where = f"WHERE list_contains(?, e.lifecycle_stage) AND {condition} ORDER BY {order}"
-        if max_results is not None:
-            where += " LIMIT ?"
-            params.append(int(max_results))
-        return self._experiments(where, params)
-
-    def set_experiment_lifecycle(self, experiment_id: str, stage: str) -> None:
-        """Move an experiment to ``active`` or ``deleted``."""
-        self.get_experiment(experiment_id)
-        with self._connection.transaction() as conn:
-            conn.execute(
-                "UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? "
-                "WHERE experiment_id = ?",
-                [stage, _now_ms(), str(experiment_id)],
-            )
-
-    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        """Rename an experiment; the new name must be unused."""
-        self.get_experiment(experiment_id)
-        if self.get_experiment_by_name(new_name) is not None:
-            raise NbtrackError(f"An experiment named {new_name!r} already exists; pick another.")
-        with self._connection.transaction() as conn:
-            conn.execute(
-                "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?",
-                [new_name, _now_ms(), str(experiment_id)],
-            )
-
-    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        """Set (or replace) a tag on an experiment."""
-        self.get_experiment(experiment_id)
-        with self._connection.transaction() as conn:
-            conn.execute(
-                "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?",
-                [str(experiment_id), key],
-            )
-            conn.execute(
-                "INSERT INTO experiment_tags VALUES (?, ?, ?)", [str(experiment_id), key, value]
-            )
+        self._peek_lock = threading.Lock()
+        self._in_flight = None
+        self._metric_runs_written = set()
 
     # runs: writes (buffered) --------------------------------------------------------------
     def create_run(self, row: dict[str, Any]) -> None:
@@ -431,7 +345,7 @@ class DuckDBStore(Store):
 
     def add_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
         """Queue an artifact index row."""
-        self._pending.add_artifact(run_id, path, size, sha256, _now_ms())
+        self._pending.add_artifact(run_id, path, size, sha256, now_ms())
         self._after_write()
 
     def add_input(self, run_id: str, dataset: dict, context: str | None) -> None:
@@ -457,7 +371,7 @@ class DuckDBStore(Store):
             self._connection.session_cache.clear()
             conn.execute(
                 "UPDATE runs SET deleted_time = ? WHERE run_id = ?",
-                [_now_ms() if stage == LifecycleStage.DELETED else None, run_id],
+                [now_ms() if stage == LifecycleStage.DELETED else None, run_id],
             )
             conn.execute("CREATE TEMP TABLE _nb_deleted AS SELECT ? AS run_id", [run_id])
             run_index.refresh(conn, "_nb_deleted")

@@ -75,6 +75,12 @@ class PendingWrites:
         batch.metrics[:0] = metrics
         return batch
 
+    def metric_rows(self) -> list[tuple[str, str, float, int, int]]:
+        """A snapshot of the pending metric rows ``(run_id, key, value, step, timestamp)``."""
+        with self._lock:
+            rows = list(self._batch.metrics)
+        return rows + list(self._metric_queue)  # copied in C, under the GIL: atomic
+
     def put_back(self, batch: Batch) -> None:
         """Return a batch that could not be written, ahead of anything logged since."""
         with self._lock:

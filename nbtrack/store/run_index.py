@@ -78,7 +78,8 @@ def refresh(conn, touched_table: str) -> None:
     values = _VALUES.format(touched=touched_table)
     needed = [name for (name,) in conn.execute(
         f"SELECT DISTINCT name FROM ({values}) ORDER BY 1").fetchall()]
-    usable = [name for name in needed if name in _add_columns(conn, needed)]
+    columns = _add_columns(conn, needed)
+    usable = [name for name in needed if name in columns]
     conn.execute(
         f"DELETE FROM run_index WHERE run_id IN (SELECT run_id FROM {touched_table})"
     )

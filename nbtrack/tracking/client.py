@@ -12,6 +12,7 @@ from nbtrack.artifacts import RunArtifacts
 from nbtrack.capture import environment, git, system
 from nbtrack.capture.datasets import describe_dataset
 from nbtrack.capture.entry_point import current_entry_point
+from nbtrack.clock import now_ms
 from nbtrack.entities import (
     Experiment,
     FileInfo,
@@ -32,9 +33,6 @@ from nbtrack.tracking.names import _valid_keys, check_key, metric_value
 SEARCH_MAX_RESULTS = 1000
 EXPERIMENT_CHECK_SECONDS = 5.0
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Client:
@@ -149,7 +147,7 @@ class Client:
             "run_name": run_name or names.generate_run_name(),
             "user_id": system.user(),
             "status": RunStatus.RUNNING,
-            "start_time": start_time if start_time is not None else _now_ms(),
+            "start_time": start_time if start_time is not None else now_ms(),
             "lifecycle_stage": LifecycleStage.ACTIVE,
             "artifact_uri": f"artifacts/{run_id}",
             "parent_run_id": parent_run_id,
@@ -219,7 +217,7 @@ class Client:
             )
         self._store.ensure_run(run_id)
         self._store.update_run(
-            run_id, {"status": status, "end_time": end_time if end_time else _now_ms()}
+            run_id, {"status": status, "end_time": end_time if end_time else now_ms()}
         )
 
     def delete_run(self, run_id: str) -> None:
@@ -249,7 +247,7 @@ class Client:
             run_id,
             key,
             value if value.__class__ is float else metric_value(key, value),
-            time.time_ns() // 1_000_000 if timestamp is None else int(timestamp),
+            time.time_ns() // 1_000_000 if timestamp is None else int(timestamp),  # now_ms, inline
             0 if step is None else int(step),
         )
 
@@ -287,7 +285,7 @@ class Client:
         if metrics:
             rows = [
                 (run_id, check_key(m.key, "metric"), metric_value(m.key, m.value),
-                 int(m.step or 0), int(m.timestamp) if m.timestamp is not None else _now_ms())
+                 int(m.step or 0), int(m.timestamp) if m.timestamp is not None else now_ms())
                 for m in metrics
             ]
             self._store.add_metrics(rows)
