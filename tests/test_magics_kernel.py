@@ -1,4 +1,7 @@
-"""The magics in real kernels, executed headless with nbclient: outputs, order, capture."""
+"""The magics in real kernels (nbclient, jupyter_client, a Jupyter server): outputs, capture."""
+
+import queue
+import time
 
 import nbformat
 from nbclient import NotebookClient
@@ -84,3 +87,95 @@ def test_headless_kernel_without_a_path_still_tracks(tmp_path, kernel_name, monk
     (run,) = nbtrack.search_runs(output_format="list", search_all_experiments=True)
     assert run.info.status == "FINISHED" and run.data.params == {"x": "1"}
     assert run.source.type == "INTERACTIVE" and run.source.code == "x = 1"
+
+
+def _run_code(client, code):
+    """Execute ``code`` in a kernel; return its outputs' text, failing on an error."""
+    texts = []
+
+    def collect(msg):
+        content = msg["content"]
+        texts.append(content.get("text") or content.get("data", {}).get("text/plain", ""))
+
+    reply = client.execute_interactive(code, timeout=120, output_hook=collect)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(texts)
+
+
+def test_notebook_path_from_the_servers_sessions_api(tmp_path, kernel_name, monkeypatch):
+    """Older servers tell the path only through /api/sessions, matched by the kernel's id."""
+    from servers import jupyter_server
+
+    monkeypatch.delenv("NBTRACK_NOTEBOOK_PATH", raising=False)
+    root, store = tmp_path / "root", tmp_path / "store"
+    (root / "work").mkdir(parents=True)
+    with jupyter_server(root, tmp_path / "runtime") as server:
+        session = server.api("/api/sessions", {
+            "path": "work/taxi.ipynb", "name": "taxi.ipynb", "type": "notebook",
+            "kernel": {"name": kernel_name},
+        })
+        client = server.kernel_client(session["kernel"]["id"])
+        try:
+            # the newer routes are there; take them away so only the server's API is left
+            told = _run_code(client, "import os\nprint(os.environ.get('JPY_SESSION_NAME'))")
+            assert told.strip().endswith("taxi.ipynb")
+            _run_code(client, "os.environ.pop('JPY_SESSION_NAME', None)\n"
+                              "globals().pop('__session__', None)")
+            _run_code(client, f"%load_ext nbtrack\n%track_config --tracking-uri {store}")
+            _run_code(client, "%%track -n via-api\nx = 1")
+            _run_code(client, "import nbtrack\nnbtrack.flush()")
+        finally:
+            client.stop_channels()
+            server.api(f"/api/sessions/{session['id']}", method="DELETE")
+    nbtrack.set_tracking_uri(store)
+    (run,) = nbtrack.search_runs(output_format="list", search_all_experiments=True)
+    assert run.info.run_name == "via-api"
+    assert run.source.type == "NOTEBOOK"
+    assert run.source.name == str(root / "work" / "taxi.ipynb")
+
+
+def test_keyboard_interrupt_in_a_real_kernel_ends_the_run_killed(tmp_path, kernel_name):
+    from jupyter_client.manager import start_new_kernel
+
+    store = tmp_path / "store"
+    manager, client = start_new_kernel(kernel_name=kernel_name, cwd=str(tmp_path))
+    try:
+        _run_code(client, f"%load_ext nbtrack\n%track_config --tracking-uri {store}")
+        msg_id = client.execute(
+            "%%track -e interrupt -n stopped\nimport time, nbtrack\n"
+            "for step in range(100_000):\n"
+            "    nbtrack.log_metric('loss', 1 / (step + 1), step=step)\n"
+            "    if step == 3:\n        print('training', flush=True)\n"
+            "    time.sleep(0.01)\n")
+        outputs, reply = [], None
+        interrupted = False
+        deadline = time.monotonic() + 120
+        while reply is None and time.monotonic() < deadline:
+            try:
+                msg = client.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            outputs.append(msg)
+            if msg["msg_type"] == "stream" and "training" in msg["content"]["text"]:
+                manager.interrupt_kernel()
+                interrupted = True
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                reply = client.get_shell_msg(timeout=30)
+        assert interrupted and reply is not None
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        shown = [m["content"]["data"]["text/plain"] for m in outputs
+                 if m["msg_type"] == "display_data"]
+        assert any("KILLED" in text for text in shown)  # the summary still shows
+        _run_code(client, "nbtrack.flush()")
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    nbtrack.set_tracking_uri(store)
+    (run,) = nbtrack.search_runs(experiment_names=["interrupt"], output_format="list")
+    assert run.info.status == "KILLED" and run.info.end_time is not None
+    history = nbtrack.Client().get_metric_history(run.info.run_id, "loss")
+    assert len(history) >= 4  # every value logged before the interrupt is kept
+    assert [m.step for m in history][:4] == [0, 1, 2, 3]
