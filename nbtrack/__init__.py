@@ -57,6 +57,27 @@ def load_ipython_extension(ipython) -> None:
     load(ipython)
 
 
+def autolog(disable: bool = False, log_models: bool = True, log_input_examples: bool = True,
+            silent: bool = False) -> list[str]:
+    """Autolog every supported library that is installed (scikit-learn); see its docs."""
+    from nbtrack.models.autolog import autolog as enable
+
+    return enable(disable=disable, log_models=log_models,
+                  log_input_examples=log_input_examples, silent=silent)
+
+
+_LAZY_MODULES = ("models", "pyfunc", "sklearn")
+
+
+def __getattr__(name: str):
+    # flavor modules load on first use, keeping `import nbtrack` light
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f"nbtrack.{name}")
+    raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")
+
+
 def unload_ipython_extension(ipython) -> None:
     """``%unload_ext nbtrack``."""
     from nbtrack.magics import unload_ipython_extension as unload
@@ -71,6 +92,7 @@ __all__ = [
     "ViewType",
     "__version__",
     "active_run",
+    "autolog",
     "create_experiment",
     "delete_experiment",
     "delete_run",

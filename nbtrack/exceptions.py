@@ -54,3 +54,11 @@ class StoreBusyError(StoreError):
 
 class ArtifactPathError(NbtrackError, ValueError):
     """An artifact path that is absolute or would escape the run's artifact folder."""
+
+
+class SchemaMismatchError(NbtrackError, ValueError):
+    """Input given to a model does not match the model's signature."""
+
+
+class ModelIntegrityError(NbtrackError):
+    """A model's files changed after it was saved (a sha256 does not match)."""

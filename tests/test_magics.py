@@ -226,3 +226,25 @@ def test_dataframes_named_in_the_cell_are_fingerprinted(ip, capsys, monkeypatch)
     assert last_run().inputs.dataset_inputs[0].dataset.digest != first_digest
     track(ip, "--no-capture", "n = len(small)")
     assert last_run().inputs.dataset_inputs == []
+
+
+def test_autolog_option_covers_that_cell_only(ip):
+    import numpy as np
+
+    from nbtrack.models import autolog
+
+    rng = np.random.default_rng(0)
+    ip.user_ns["X"] = rng.uniform(0, 1, (40, 2))
+    ip.user_ns["y"] = ip.user_ns["X"] @ [2.0, 1.0]
+    track(ip, "--autolog -n auto",
+          "from sklearn.linear_model import Ridge\nalpha = 0.1\n"
+          "model = Ridge(alpha=alpha * 2).fit(X, y)")
+    run = last_run()
+    assert run.data.params["alpha"] == "0.2"  # what the estimator used beats the literal
+    assert run.data.params["solver"] == "auto"
+    assert "training_r2_score" in run.data.metrics
+    assert [f.path for f in nbtrack.Client().list_artifacts(run.info.run_id)] == [
+        "model", "feature_importances.csv"]
+    assert not autolog.enabled()  # only for that cell
+    track(ip, "-n plain", "model = Ridge(alpha=3.0).fit(X, y)")
+    assert "solver" not in last_run().data.params

@@ -20,6 +20,7 @@ from nbtrack.entities import Run, RunData, RunInfo, RunStatus
 from nbtrack.exceptions import NbtrackError
 from nbtrack.magics.cell_runner import run_cell_body
 from nbtrack.magics.summary import summary_bundle
+from nbtrack.models import autolog
 
 MAX_FINGERPRINT_CELLS = 2_000_000  # rows x columns hashed per DataFrame, to bound the cost
 
@@ -108,6 +109,8 @@ class TrackMagics(Magics):
               help="files or folders logged as artifacts after the cell")
     @argument("--tags", help="tags as key=value pairs, e.g. team=ml,stage=dev")
     @argument("--nested", action="store_true", help="start the run inside the active run")
+    @argument("--autolog", action="store_true",
+              help="autolog scikit-learn fits in this cell: params, metrics, the model")
     @argument("--no-capture", action="store_true",
               help="do not record the cell's code, git state or environment")
     @argument("--no-auto-params", action="store_true",
@@ -149,7 +152,10 @@ class TrackMagics(Magics):
             self.config_.capture = saved_capture
         client, run_id = run.client, run.run_id
         status = RunStatus.FINISHED
+        autolog_here = args.autolog and not autolog.enabled()
         try:
+            if autolog_here:
+                autolog.autolog(silent=False)
             run_cell_body(self.shell, cell, f"<tracked cell [{count}]>")
         except KeyboardInterrupt:
             status = RunStatus.KILLED
@@ -161,6 +167,8 @@ class TrackMagics(Magics):
             client.set_tag(run_id, "nbtrack.error", f"{type(exc).__name__}: {exc}"[:500])
             raise
         finally:
+            if autolog_here:
+                autolog.autolog(disable=True)
             self._after_cell(client, run_id, cell, params, metrics, args, capture)
             if nbtrack.active_run() is not None and nbtrack.active_run().run_id == run_id:
                 nbtrack.end_run(status)  # wakes the background writer: written within ms

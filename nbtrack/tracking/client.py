@@ -166,6 +166,8 @@ class Client:
             "env_hash": env_hash,
         }
         self._store.create_run(row)
+        if parent_run_id is not None:  # MLflow's tag, so its filters work unchanged
+            tags = {**(tags or {}), "mlflow.parentRunId": parent_run_id}
         if tags:
             self.set_tags(run_id, tags)
         return self.run_from_row(row, tags or {})

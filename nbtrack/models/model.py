@@ -1,0 +1,190 @@
+"""A saved model: a folder with an ``MLmodel`` file, the serialized model and its context.
+
+Layout (as MLflow's, so the folder reads familiar)::
+
+    MLmodel              metadata, as JSON (which is also YAML): flavors, versions, time,
+                         run id, signature, and the sha256 of every other file
+    model.pkl            the model (the flavor decides the file and format)
+    requirements.txt     the packages it needs, pinned
+    input_example.json   a few rows of input
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nbtrack._version import __version__
+from nbtrack.artifacts import file_sha256
+from nbtrack.exceptions import ModelIntegrityError, NbtrackError, NotFoundError
+from nbtrack.models.signature import ModelSignature, infer_signature
+
+MLMODEL = "MLmodel"
+REQUIREMENTS = "requirements.txt"
+INPUT_EXAMPLE = "input_example.json"
+EXAMPLE_ROWS = 5
+
+
+@dataclass
+class Model:
+    """The contents of an ``MLmodel`` file."""
+
+    flavors: dict[str, dict] = field(default_factory=dict)
+    run_id: str | None = None
+    artifact_path: str | None = None
+    model_uuid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    utc_time_created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    nbtrack_version: str = __version__
+    python_version: str = platform.python_version()
+    signature: ModelSignature | None = None
+    saved_input_example: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["signature"] = self.signature.to_dict() if self.signature else None
+        return data
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Model:
+        """Read ``folder/MLmodel``."""
+        path = Path(folder) / MLMODEL
+        if not path.is_file():
+            raise NotFoundError(
+                f"{folder} is not a saved model: it has no {MLMODEL} file. Give the folder "
+                "that log_model or save_model wrote, e.g. runs:/<run_id>/model."
+            )
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise NbtrackError(f"{path} is not an nbtrack model file ({exc}).") from None
+        signature = data.pop("signature", None)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known, signature=ModelSignature.from_dict(signature) if signature else None)
+
+    def flavor(self, name: str, folder: str | Path) -> dict:
+        """The configuration of one flavor, with an error naming the ones the model has."""
+        if name not in self.flavors:
+            raise NbtrackError(
+                f"The model in {folder} has no {name!r} flavor; it has "
+                f"{', '.join(sorted(self.flavors))}. Load it with the flavor it has, or with "
+                "nbtrack.pyfunc.load_model."
+            )
+        return self.flavors[name]
+
+
+def verify_files(folder: Path, model: Model) -> None:
+    """Check every file listed in ``MLmodel`` still has the sha256 it was saved with."""
+    for relative, expected in model.files.items():
+        path = folder / relative
+        if not path.is_file():
+            raise ModelIntegrityError(f"The model in {folder} lacks its file {relative!r}.")
+        actual = file_sha256(path)
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"{path} changed after the model was saved (sha256 {actual[:12]}..., saved as "
+                f"{expected[:12]}...). Refusing to load it: log the model again."
+            )
+
+
+def _example_frame(example):
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(example, pd.DataFrame):
+        return example.head(EXAMPLE_ROWS)
+    if isinstance(example, dict):
+        return pd.DataFrame(example).head(EXAMPLE_ROWS)
+    array = np.asarray(example)[:EXAMPLE_ROWS]
+    return array
+
+
+def write_example(folder: Path, example) -> str:
+    """Save up to five rows of input as JSON (pandas 'split' orientation for frames)."""
+    import numpy as np
+
+    rows = _example_frame(example)
+    if isinstance(rows, np.ndarray):
+        payload = {"type": "ndarray", "dtype": str(rows.dtype), "data": rows.tolist()}
+    else:
+        payload = {"type": "dataframe", **json.loads(rows.to_json(orient="split",
+                                                                   date_format="iso"))}
+    (folder / INPUT_EXAMPLE).write_text(json.dumps(payload))
+    return INPUT_EXAMPLE
+
+
+def read_example(folder: Path):
+    """The saved input example (DataFrame or ndarray), or None."""
+    import numpy as np
+    import pandas as pd
+
+    path = folder / INPUT_EXAMPLE
+    if not path.is_file():
+        return None
+    payload = json.loads(path.read_text())
+    if payload.pop("type") == "ndarray":
+        return np.asarray(payload["data"], dtype=payload["dtype"])
+    return pd.DataFrame(payload["data"], columns=payload["columns"])
+
+
+def finish_folder(folder: Path, model: Model, *, input_example=None, signature=None,
+                  predict=None, requirements: list[str] | None = None) -> Model:
+    """Write the example, requirements and ``MLmodel`` of a folder holding a saved model.
+
+    The signature is inferred from the example (and ``predict`` on it) unless given.
+    """
+    if input_example is not None:
+        model.saved_input_example = write_example(folder, input_example)
+        if signature is None:
+            example = _example_frame(input_example)
+            output = None
+            if predict is not None:
+                try:
+                    output = predict(example)
+                except Exception:  # the signature then just lacks outputs
+                    output = None
+            signature = infer_signature(example, output)
+    model.signature = signature
+    (folder / REQUIREMENTS).write_text("\n".join(requirements or []) + "\n")
+    model.files = {
+        p.relative_to(folder).as_posix(): file_sha256(p)
+        for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MLMODEL
+    }
+    (folder / MLMODEL).write_text(json.dumps(model.to_dict(), indent=2) + "\n")
+    return model
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``log_model`` returns: where the model is and what it holds."""
+
+    model_uri: str
+    run_id: str
+    artifact_path: str
+    flavors: dict
+    signature: ModelSignature | None
+    model_uuid: str
+    utc_time_created: str
+
+
+def prepare_folder(path: str | Path | None) -> Path:
+    """A new empty folder for ``save_model`` (an error if ``path`` exists and is not empty)."""
+    if path is None:
+        return Path(tempfile.mkdtemp(prefix="nbtrack-model-"))
+    folder = Path(path)
+    if folder.exists() and any(folder.iterdir()):
+        raise NbtrackError(f"{folder} already exists and is not empty; save the model to a new "
+                           "folder, or delete that one first.")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def remove_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,192 @@
+"""scikit-learn autolog: wrap ``fit`` so each outermost fit logs what a user would by hand.
+
+Logged to the active run (or a run started for the fit and ended after it):
+
+- params: ``get_params(deep=True)``, so a Pipeline's steps show as ``ridge__alpha``;
+- training metrics, computed on the data given to ``fit``;
+- the fitted model as the ``model`` model (with an input example and signature);
+- feature importances (``feature_importances_`` or ``coef_``) as ``feature_importances.csv``;
+- for ``GridSearchCV``/``RandomizedSearchCV``: ``best_*`` params, ``best_cv_score``, and one
+  child run per candidate.
+
+Fits inside an autologged fit (a Pipeline's steps, a search's candidates) log nothing of their
+own. A param the run already has with another value is kept and reported, never overwritten.
+Logging problems are reported as warnings: they never break the user's ``fit``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import warnings
+from dataclasses import dataclass
+
+MAX_PARAM_LENGTH = 500
+
+
+@dataclass
+class AutologConfig:
+    """What ``nbtrack.sklearn.autolog`` was last asked for."""
+
+    enabled: bool = False
+    log_models: bool = True
+    log_input_examples: bool = True
+    max_tuning_runs: int | None = 50
+    silent: bool = False
+
+
+config = AutologConfig()
+_originals: dict[type, object] = {}
+_busy = threading.Lock()  # held during an autologged fit: nested and concurrent fits skip
+
+
+@functools.cache
+def _estimator_classes() -> list[type]:
+    from sklearn.utils import all_estimators
+
+    owners = set()  # the classes that define the fit each estimator uses (e.g. BaseSearchCV)
+    for _, cls in all_estimators():
+        owner = next((c for c in cls.__mro__ if "fit" in c.__dict__), None)
+        if owner is not None:
+            owners.add(owner)
+    return sorted(owners, key=lambda c: f"{c.__module__}.{c.__qualname__}")
+
+
+def configure(disable: bool, log_models: bool, log_input_examples: bool,
+              max_tuning_runs: int | None, silent: bool) -> None:
+    """Turn autolog on (patching ``fit`` once) or off (restoring every original)."""
+    if disable:
+        for cls, original in _originals.items():
+            cls.fit = original
+        _originals.clear()
+        config.enabled = False
+        return
+    config.log_models, config.log_input_examples = log_models, log_input_examples
+    config.max_tuning_runs, config.silent = max_tuning_runs, silent
+    if not _originals:
+        for cls in _estimator_classes():
+            _originals[cls] = cls.__dict__["fit"]
+            cls.fit = _wrap(cls.__dict__["fit"])
+    config.enabled = True
+
+
+def _warn(message: str) -> None:
+    if not config.silent:
+        warnings.warn(f"nbtrack autolog: {message}", stacklevel=4)
+
+
+def _wrap(original):
+    @functools.wraps(original)
+    def fit(self, *args, **kwargs):
+        if not config.enabled or not _busy.acquire(blocking=False):
+            return original(self, *args, **kwargs)
+        try:
+            return _logged_fit(original, self, args, kwargs)
+        finally:
+            _busy.release()
+
+    fit.__nbtrack_original__ = original
+    return fit
+
+
+def _logged_fit(original, estimator, args, kwargs):
+    from nbtrack.entities import RunStatus
+    from nbtrack.tracking import fluent
+
+    started = fluent.active_run() is None
+    run = fluent.start_run() if started else fluent.active_run()
+    client, run_id = run.client, run.run_id
+    X = args[0] if args else kwargs.get("X")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    _safely(_log_params, client, run_id, estimator)
+    try:
+        result = original(estimator, *args, **kwargs)
+    except BaseException:
+        if started:
+            fluent.end_run(RunStatus.FAILED)
+        raise
+    _safely(_log_results, client, run_id, estimator, X, y)
+    if started:
+        fluent.end_run()
+    return result
+
+
+def _safely(step, *args) -> None:
+    try:
+        step(*args)
+    except Exception as exc:  # autolog must never break the user's fit
+        _warn(f"{step.__name__.strip('_').replace('_', ' ')} failed: {exc}")
+
+
+def _text(value) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[:MAX_PARAM_LENGTH - 3] + "..."
+
+
+def _log_new_params(client, run_id: str, params: dict[str, object]) -> None:
+    from nbtrack.entities import Param
+
+    known = client.store.ensure_run(run_id)
+    fresh = {}
+    for key, value in params.items():
+        text = _text(value)
+        if key in known and known[key] != text:
+            _warn(f"param {key!r} is already {known[key]!r} in this run; {text!r} from this fit "
+                  "is not logged. Give each fit its own run (e.g. %%track --nested).")
+        elif key not in known:
+            fresh[key] = text
+    if fresh:
+        client.log_batch(run_id, params=[Param(k, v) for k, v in fresh.items()])
+
+
+def _log_params(client, run_id: str, estimator) -> None:
+    _log_new_params(client, run_id, estimator.get_params(deep=True))
+
+
+def _log_results(client, run_id: str, estimator, X, y) -> None:
+    from nbtrack.models import sklearn_metrics
+
+    if y is not None:
+        metrics = sklearn_metrics.training_metrics(estimator, X, y)
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+    if hasattr(estimator, "cv_results_"):
+        _log_search(client, run_id, estimator)
+    table = sklearn_metrics.feature_importances(estimator, X)
+    if table is not None:
+        client.log_text(run_id, table.to_csv(index=False), "feature_importances.csv")
+    if config.log_models:
+        import nbtrack.sklearn
+
+        example = _head(X) if config.log_input_examples and X is not None else None
+        nbtrack.sklearn.log_model(estimator, "model", input_example=example, run_id=run_id)
+
+
+def _head(X):
+    return X.head(5) if hasattr(X, "head") else X[:5]
+
+
+def _log_search(client, run_id: str, search) -> None:
+    import numpy as np
+
+    if hasattr(search, "best_params_"):
+        _log_new_params(client, run_id, {f"best_{k}": v for k, v in search.best_params_.items()})
+    if getattr(search, "best_score_", None) is not None:
+        client.log_metric(run_id, "best_cv_score", float(search.best_score_))
+    results = search.cv_results_
+    order = np.argsort(results.get("rank_test_score", np.arange(len(results["params"]))),
+                       kind="stable")
+    if config.max_tuning_runs is not None:
+        order = order[:config.max_tuning_runs]
+    parent = client.get_run(run_id)
+    metric_keys = [k for k in results if k.startswith(("mean_", "std_", "rank_"))]
+    for position, index in enumerate(order):
+        child = client.create_run(parent.info.experiment_id, parent_run_id=run_id,
+                                  run_name=f"{parent.info.run_name}-{position + 1}")
+        child_id = child.info.run_id
+        _log_new_params(client, child_id, results["params"][index])
+        for key in metric_keys:
+            value = results[key][index]
+            if value is not None and not (isinstance(value, float) and np.isnan(value)):
+                client.log_metric(child_id, key, float(value))
+        client.set_terminated(child_id)

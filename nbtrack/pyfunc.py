@@ -1,0 +1,174 @@
+"""``pyfunc``: any saved model as an object with ``.predict(DataFrame)``, and custom models.
+
+Loading a model unpickles it, and unpickling runs code: load only models you trust (models
+from your own store, checked by sha256 at load, are the ones you logged). For scikit-learn,
+``nbtrack.sklearn.log_model(..., serialization_format="skops")`` saves in a format that does
+not run code on load.
+
+Custom models subclass ``PythonModel``::
+
+    class Doubler(nbtrack.pyfunc.PythonModel):
+        def predict(self, context, model_input):
+            return model_input["x"] * 2
+
+    info = nbtrack.pyfunc.log_model("doubler", python_model=Doubler(), input_example=df)
+    nbtrack.pyfunc.load_model(info.model_uri).predict(df)
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbtrack.exceptions import NbtrackError
+from nbtrack.models import store_io
+from nbtrack.models.model import Model, ModelInfo, finish_folder, prepare_folder
+from nbtrack.models.requirements import dumps_recording, requirements_for
+from nbtrack.models.signature import ModelSignature, enforce
+
+FLAVOR = "python_function"
+PYTHON_MODEL_FILE = "python_model.pkl"
+ARTIFACTS_DIR = "artifacts"
+
+
+@dataclass
+class PythonModelContext:
+    """What a custom model gets at load: local paths of the artifacts it was logged with."""
+
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+class PythonModel:
+    """Base class of custom models: override ``predict`` (and ``load_context`` if needed)."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        """Called once at load, with the model's artifacts."""
+
+    def predict(self, context: PythonModelContext, model_input, params: dict | None = None):
+        """Return predictions for ``model_input`` (a DataFrame by default)."""
+        raise NotImplementedError("Subclasses of PythonModel implement predict().")
+
+
+class PyFuncModel:
+    """A loaded model: ``predict`` checks the input against the signature, then predicts."""
+
+    def __init__(self, implementation, metadata: Model, folder: Path) -> None:
+        self._implementation = implementation
+        self.metadata = metadata
+        self.path = folder
+
+    @property
+    def signature(self) -> ModelSignature | None:
+        """The model's signature, if it was saved with one."""
+        return self.metadata.signature
+
+    def predict(self, data, params: dict | None = None):
+        """Predict; a missing or mistyped column raises ``SchemaMismatchError`` naming it."""
+        if self.metadata.signature is not None:
+            data = enforce(self.metadata.signature, data)
+        return self._implementation.predict(data, params=params)
+
+    def unwrap_python_model(self):
+        """The underlying model object (the ``PythonModel``, or the flavor's native model)."""
+        return getattr(self._implementation, "native", self._implementation)
+
+    def __repr__(self) -> str:
+        flavors = ", ".join(sorted(self.metadata.flavors))
+        return (f"PyFuncModel(flavors: {flavors}; run {self.metadata.run_id or '-'}; "
+                f"{self.metadata.artifact_path or self.path})")
+
+
+class _CustomModel:
+    def __init__(self, python_model: PythonModel, context: PythonModelContext) -> None:
+        self.native = python_model
+        self._context = context
+
+    def predict(self, data, params=None):
+        return self.native.predict(self._context, data, params=params) if params else \
+            self.native.predict(self._context, data)
+
+
+def _save(folder: Path, python_model: PythonModel, artifacts: dict[str, str] | None):
+    if not isinstance(python_model, PythonModel):
+        raise NbtrackError("python_model must be an instance of a nbtrack.pyfunc.PythonModel "
+                           f"subclass; got {type(python_model).__name__}.")
+    data, modules = dumps_recording(python_model)
+    (folder / PYTHON_MODEL_FILE).write_bytes(data)
+    copied = {}
+    for key, source in (artifacts or {}).items():
+        source_path = Path(source)
+        if not source_path.exists():
+            raise NbtrackError(f"Artifact {key!r} points at {source}, which does not exist.")
+        target = folder / ARTIFACTS_DIR / key / source_path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source_path.is_dir():
+            shutil.copytree(source_path, target)
+        else:
+            shutil.copy2(source_path, target)
+        copied[key] = target.relative_to(folder).as_posix()
+    return data, modules, copied
+
+
+def save_model(path, python_model: PythonModel, artifacts: dict[str, str] | None = None,
+               input_example=None, signature: ModelSignature | None = None,
+               pip_requirements: list[str] | None = None) -> Model:
+    """Save a custom model to a new local folder."""
+    folder = prepare_folder(path)
+    _, modules, copied = _save(folder, python_model, artifacts)
+    model = Model(flavors={FLAVOR: {"loader_module": __name__, "python_model": PYTHON_MODEL_FILE,
+                                    "artifacts": copied}})
+    context = PythonModelContext({k: str(folder / v) for k, v in copied.items()})
+    return finish_folder(folder, model, input_example=input_example, signature=signature,
+                         predict=lambda x: python_model.predict(context, x),
+                         requirements=pip_requirements or requirements_for(modules))
+
+
+def log_model(name: str | None = None, python_model: PythonModel | None = None,
+              artifacts: dict[str, str] | None = None, input_example=None,
+              signature: ModelSignature | None = None,
+              pip_requirements: list[str] | None = None, artifact_path: str | None = None,
+              run_id: str | None = None) -> ModelInfo:
+    """Log a custom model to the active run (or ``run_id``) under ``name``."""
+    if python_model is None:
+        raise NbtrackError("pyfunc.log_model needs python_model=, an instance of a "
+                           "PythonModel subclass.")
+    client, run_id = store_io.target_run(run_id)
+    folder = prepare_folder(None)
+    data, modules, copied = _save(folder, python_model, artifacts)
+    digest = store_io.model_digest(data)
+    if (found := store_io.already_logged(run_id, digest)) is not None:
+        store_io.remove_folder(folder)
+        return found
+    model = Model(flavors={FLAVOR: {"loader_module": __name__, "python_model": PYTHON_MODEL_FILE,
+                                    "artifacts": copied}},
+                  run_id=run_id, artifact_path=store_io.model_name(name, artifact_path))
+    context = PythonModelContext({k: str(folder / v) for k, v in copied.items()})
+    finish_folder(folder, model, input_example=input_example, signature=signature,
+                  predict=lambda x: python_model.predict(context, x),
+                  requirements=pip_requirements or requirements_for(modules))
+    return store_io.log_folder(client, run_id, folder, model, digest)
+
+
+def _load_pyfunc(folder: Path, conf: dict):
+    """The pyfunc loader of custom models: unpickle, then load the context."""
+    import pickle
+
+    with open(folder / conf["python_model"], "rb") as fh:
+        python_model = pickle.load(fh)
+    context = PythonModelContext({k: str(folder / v) for k, v in conf.get("artifacts", {}).items()})
+    python_model.load_context(context)
+    return _CustomModel(python_model, context)
+
+
+def load_model(model_uri) -> PyFuncModel:
+    """Load any nbtrack model as a ``PyFuncModel`` (runs:/..., file:///... or a folder)."""
+    folder, model = store_io.resolve(model_uri)
+    conf = model.flavor(FLAVOR, folder)
+    loader = conf.get("loader_module", "")
+    if not loader.startswith("nbtrack."):
+        raise NbtrackError(f"The model in {folder} names the loader {loader!r}; nbtrack only "
+                           "loads models through its own flavors.")
+    implementation = importlib.import_module(loader)._load_pyfunc(folder, conf)
+    return PyFuncModel(implementation, model, folder)
