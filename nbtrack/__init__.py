@@ -66,6 +66,13 @@ def autolog(disable: bool = False, log_models: bool = True, log_input_examples: 
                   log_input_examples=log_input_examples, silent=silent)
 
 
+def compare(experiment=None, filter: str = "", runs=None, order_by=None, columns=None):
+    """An inline dashboard comparing runs (see ``nbtrack.widgets.compare.compare``)."""
+    from nbtrack.widgets.compare import compare as make
+
+    return make(experiment, filter=filter, runs=runs, order_by=order_by, columns=columns)
+
+
 _LAZY_MODULES = ("models", "pyfunc", "sklearn")
 
 
@@ -93,6 +100,7 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "compare",
     "create_experiment",
     "delete_experiment",
     "delete_run",

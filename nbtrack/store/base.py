@@ -131,6 +131,16 @@ class Store(ABC):
         """The same search as a pandas DataFrame with MLflow's columns."""
 
     @abstractmethod
+    def search_runs_arrow(self, experiment_ids: list[str], filter_string: str | None,
+                          view_type: int, max_results: int, order_by: list[str] | None,
+                          keys: list[str]):
+        """``(pyarrow.Table, total)``: chosen key columns of the matching runs, for widgets."""
+
+    @abstractmethod
+    def key_counts(self, experiment_ids: list[str], view_type: int) -> dict[str, int]:
+        """How many of the experiments' runs have each key column, most common first."""
+
+    @abstractmethod
     def set_run_lifecycle(self, run_id: str, stage: str) -> None:
         """Move a run to ``active`` or ``deleted``."""
 

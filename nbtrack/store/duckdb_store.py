@@ -421,6 +421,16 @@ class DuckDBStore(ExperimentsMixin, Store):
         return self._read(run_queries.search_runs_frame, experiment_ids, filter_string,
                           view_type, max_results, order_by)
 
+    def search_runs_arrow(self, experiment_ids, filter_string, view_type, max_results,
+                          order_by, keys):
+        """The search as an Arrow table of chosen key columns, and the total match count."""
+        return self._read(run_queries.search_runs_arrow, experiment_ids, filter_string,
+                          view_type, max_results, order_by, keys)
+
+    def key_counts(self, experiment_ids, view_type) -> dict[str, int]:
+        """How many of the experiments' runs have each metrics./params./tags. key."""
+        return self._read(run_queries.key_counts, experiment_ids, view_type)
+
     def get_artifact_index(self, run_id: str) -> dict[str, tuple[int, str]]:
         """``{path: (size, sha256)}`` of a run's artifacts."""
         return self._read(run_queries.artifact_index, run_id)

@@ -209,6 +209,53 @@ def search_runs_frame(conn, store, experiment_ids, filter_string, view_type, max
     return frame
 
 
+TABLE_COLUMNS = ("run_id", "run_name", "status", "start_time", "end_time", "parent_run_id",
+                 "experiment_id")
+
+
+def search_runs_arrow(conn, store, experiment_ids, filter_string, view_type, max_results,
+                      order_by, keys):
+    """``(table, total)``: at most ``max_results`` matching runs, and how many match in all.
+
+    The table has ``TABLE_COLUMNS`` and the asked-for key columns (``metrics.rmse``; all null
+    where no run has it).
+    """
+    import pyarrow as pa
+
+    limit = _check_max_results(max_results)
+    indexed, complete = store.index_columns(conn)
+    present = [k for k in keys if k in indexed]
+    columns = ", ".join([f"r.{c}" for c in TABLE_COLUMNS] + [f"r.{quote(k)}" for k in present])
+    sql, params = _search_sql(columns + ", count(*) OVER () AS _total", conn, store,
+                              experiment_ids, filter_string, view_type, order_by)
+    table = conn.execute(sql, [*params, limit, 0]).to_arrow_table()
+    total = table.column("_total")[0].as_py() if len(table) else 0
+    table = table.drop_columns(["_total"])
+    if not complete and len(table):
+        table = _add_unindexed_keys(conn, table)
+    for key in keys:
+        if key not in table.column_names:
+            kind = pa.float64() if key.startswith("metrics.") else pa.string()
+            table = table.append_column(key, pa.nulls(len(table), kind))
+    return table.select([*TABLE_COLUMNS, *keys]), total
+
+
+def key_counts(conn, store, experiment_ids, view_type) -> dict[str, int]:
+    """``{key column: number of runs that have it}`` over the experiments' runs, most first."""
+    indexed, _ = store.index_columns(conn)
+    if not indexed:
+        return {}
+    names = sorted(indexed)
+    counts = ", ".join(f"count(r.{quote(n)})" for n in names)
+    row = conn.execute(
+        f"SELECT {counts} FROM run_index r WHERE list_contains(?, r.experiment_id) "
+        "AND list_contains(?, r.lifecycle_stage)",
+        [[str(e) for e in experiment_ids], list(ViewType.stages(view_type))],
+    ).fetchone()
+    found = {n: c for n, c in zip(names, row, strict=True) if c}
+    return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
+
+
 def _add_unindexed_keys(conn, table):
     """Past the index's column cap: add the keys it lacks, pivoted from the normalised tables."""
     import pyarrow as pa

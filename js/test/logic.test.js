@@ -1,0 +1,98 @@
+import { tableFromArrays, tableToIPC } from "@uwdata/flechette";
+import { describe, expect, it } from "vitest";
+import { asBytes, decodeTable } from "../src/arrow.js";
+import { columnLabel, groupColumns, toggleColumn } from "../src/columns.js";
+import { formatCell, formatDuration, formatNumber } from "../src/format.js";
+import { currentSort, keyExpression, nextOrder } from "../src/order.js";
+import { clickSelect } from "../src/selection.js";
+import { visibleRange } from "../src/virtual.js";
+
+describe("arrow", () => {
+  it("decodes IPC bytes from a DataView into columns", () => {
+    const bytes = tableToIPC(tableFromArrays({ run_id: ["a", "b"], "metrics.rmse": [1.5, null] }),
+      { format: "stream" });
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const table = decodeTable(view);
+    expect(table.names).toEqual(["run_id", "metrics.rmse"]);
+    expect(table.numRows).toBe(2);
+    expect(Array.from(table.columns.run_id)).toEqual(["a", "b"]);
+    expect(table.columns["metrics.rmse"][0]).toBe(1.5);
+    expect(table.columns["metrics.rmse"][1]).toBeNull();
+  });
+  it("treats an empty payload as an empty table", () => {
+    expect(decodeTable(new DataView(new ArrayBuffer(0))).numRows).toBe(0);
+    expect(asBytes(null).byteLength).toBe(0);
+  });
+});
+
+describe("format", () => {
+  it("keeps about four significant digits", () => {
+    expect(formatNumber(3.14159265)).toBe("3.142");
+    expect(formatNumber(1234567)).toBe("1.235e+6");
+    expect(formatNumber(0.0001234)).toBe("1.234e-4");
+    expect(formatNumber(0)).toBe("0");
+    expect(formatNumber(NaN)).toBe("NaN");
+    expect(formatNumber(-Infinity)).toBe("-∞");
+    expect(formatNumber(null)).toBe("");
+  });
+  it("formats durations and cells", () => {
+    expect(formatDuration(850)).toBe("850 ms");
+    expect(formatDuration(12_300)).toBe("12.3 s");
+    expect(formatDuration(252_000)).toBe("4.2 min");
+    expect(formatCell("params.model", "lasso")).toBe("lasso");
+    expect(formatCell("start_time", 0)).toMatch(/^19(69|70)-/);
+    expect(formatCell("metrics.rmse", undefined)).toBe("");
+  });
+});
+
+describe("order", () => {
+  it("quotes keys that need it", () => {
+    expect(keyExpression("metrics.rmse")).toBe("metrics.rmse");
+    expect(keyExpression("metrics.val loss")).toBe("metrics.`val loss`");
+    expect(keyExpression("params.a`b")).toBe("params.`a``b`");
+    expect(keyExpression("start_time")).toBe("start_time");
+  });
+  it("cycles descending, ascending, default", () => {
+    const cols = ["metrics.val loss"];
+    let order = nextOrder(["start_time DESC"], "metrics.val loss", cols);
+    expect(order).toEqual(["metrics.`val loss` DESC"]);
+    expect(currentSort(order, cols)).toEqual({ column: "metrics.val loss", ascending: false });
+    order = nextOrder(order, "metrics.val loss", cols);
+    expect(order).toEqual(["metrics.`val loss` ASC"]);
+    expect(nextOrder(order, "metrics.val loss", cols)).toEqual(["start_time DESC"]);
+    expect(currentSort([], cols)).toBeNull();
+  });
+});
+
+describe("selection", () => {
+  const ids = ["a", "b", "c", "d"];
+  it("toggles one row", () => {
+    expect(clickSelect([], ids, 1, null, false)).toEqual(["b"]);
+    expect(clickSelect(["b"], ids, 1, 1, false)).toEqual([]);
+  });
+  it("selects a range with shift", () => {
+    expect(clickSelect(["a"], ids, 2, 0, true)).toEqual(["a", "b", "c"]);
+    expect(clickSelect([], ids, 0, 3, true)).toEqual(["a", "b", "c", "d"]);
+  });
+});
+
+describe("virtual rows", () => {
+  it("renders the rows in view plus a margin", () => {
+    expect(visibleRange(0, 260, 26, 10_000, 5)).toEqual([0, 15]);
+    expect(visibleRange(26_000, 260, 26, 10_000, 5)).toEqual([995, 1015]);
+    expect(visibleRange(260_000, 260, 26, 10_000, 5)).toEqual([9995, 10_000]);
+    expect(visibleRange(0, 260, 26, 0, 5)).toEqual([0, 0]);
+  });
+});
+
+describe("columns", () => {
+  it("groups keys by kind and toggles them", () => {
+    const groups = groupColumns(["metrics.rmse", "params.alpha", "tags.team", "metrics.mae"]);
+    expect(groups).toEqual({ metrics: ["metrics.rmse", "metrics.mae"], params: ["params.alpha"],
+      tags: ["tags.team"] });
+    expect(toggleColumn(["metrics.rmse"], "params.alpha")).toEqual(["metrics.rmse", "params.alpha"]);
+    expect(toggleColumn(["metrics.rmse"], "metrics.rmse")).toEqual([]);
+    expect(columnLabel("metrics.val loss")).toBe("val loss");
+    expect(columnLabel("run_name")).toBe("run name");
+  });
+});

@@ -1,0 +1,1 @@
+"""Notebook widgets (anywidget): the compare dashboard and live metric charts."""

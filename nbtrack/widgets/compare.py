@@ -1,0 +1,127 @@
+"""``nbtrack.compare()``: one widget to compare runs: a table, charts, a diff, importances.
+
+The table's sorting and filtering run in DuckDB in the kernel: the front end only asks (by
+setting ``order_by`` or ``filter``) and receives the matching rows as Arrow IPC bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anywidget
+import traitlets
+
+from nbtrack.entities import ViewType
+from nbtrack.exceptions import FilterSyntaxError, NbtrackError
+from nbtrack.widgets.payload import run_ids_filter, to_ipc
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+MAX_ROWS = 50_000
+DEFAULT_COLUMNS = 20
+
+
+class CompareWidget(anywidget.AnyWidget):
+    """Compare runs in a notebook. ``selected_run_ids`` holds the rows picked in the table."""
+
+    _esm = STATIC / "compare.js"
+    _css = STATIC / "compare.css"
+
+    experiment_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    filter = traitlets.Unicode("").tag(sync=True)
+    filter_error = traitlets.Unicode("").tag(sync=True)
+    order_by = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    available_columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    table = traitlets.Bytes(b"").tag(sync=True)
+    row_count = traitlets.Int(0).tag(sync=True)
+    total_count = traitlets.Int(0).tag(sync=True)
+    selected_run_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    status = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, client, experiment_ids: list[str], experiment_names: list[str],
+                 filter: str = "", runs: list[str] | None = None,
+                 order_by: list[str] | None = None, columns: list[str] | None = None,
+                 max_rows: int = MAX_ROWS) -> None:
+        super().__init__(experiment_names=experiment_names, filter=filter or "",
+                         order_by=order_by or ["start_time DESC"])
+        self._client = client
+        self._experiment_ids = experiment_ids
+        self._base_filter = run_ids_filter(runs) if runs else ""
+        self.max_rows = max_rows
+        self.available_columns = list(self._key_counts())
+        self.columns = columns if columns is not None else self._default_columns()
+        self.refresh()
+        self.observe(lambda _: self.refresh(), names=["filter", "order_by", "columns"])
+        self.on_msg(self._on_message)
+
+    # data --------------------------------------------------------------------------------
+    def _key_counts(self) -> dict[str, int]:
+        return self._client.store.key_counts(self._experiment_ids, ViewType.ACTIVE_ONLY)
+
+    def _default_columns(self) -> list[str]:
+        """Every metric, then params and tags, most common first, up to 20 columns."""
+        keys = self.available_columns
+        ordered = ([k for k in keys if k.startswith("metrics.")]
+                   + [k for k in keys if k.startswith("params.")]
+                   + [k for k in keys if k.startswith("tags.") and not k.startswith(
+                       ("tags.mlflow.", "tags.nbtrack."))])
+        return ordered[:DEFAULT_COLUMNS]
+
+    def _combined_filter(self) -> str:
+        parts = [f"({p})" for p in (self._base_filter, self.filter.strip()) if p]
+        return " AND ".join(parts)
+
+    def refresh(self) -> None:
+        """Query the store again with the current filter, order and columns."""
+        from nbtrack.search.parser import parse_filter
+
+        try:
+            parse_filter(self.filter)  # errors point into the user's own text
+            table, total = self._client.store.search_runs_arrow(
+                self._experiment_ids, self._combined_filter(), ViewType.ACTIVE_ONLY,
+                self.max_rows, list(self.order_by), list(self.columns))
+        except (FilterSyntaxError, NbtrackError) as exc:
+            self.filter_error = str(exc)
+            return
+        self.filter_error = ""
+        self.available_columns = list(self._key_counts())
+        self.table = to_ipc(table)
+        self.row_count, self.total_count = len(table), total
+        shown = set(table.column("run_id").to_pylist())
+        self.selected_run_ids = [r for r in self.selected_run_ids if r in shown]
+        self.status = (f"{total:,} runs" if total <= len(table)
+                       else f"showing {len(table):,} of {total:,} runs: narrow the filter")
+
+    def _on_message(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("type") == "refresh":
+            self.refresh()
+
+    def __repr__(self) -> str:
+        where = ", ".join(self.experiment_names) or "all experiments"
+        text = f"<nbtrack compare: {self.status or 'no runs'} in {where}"
+        return text + (f", filter {self.filter!r}>" if self.filter else ">")
+
+
+def compare(experiment: str | list[str] | None = None, filter: str = "",
+            runs: list[str] | None = None, order_by: list[str] | None = None,
+            columns: list[str] | None = None) -> CompareWidget:
+    """A widget comparing runs of ``experiment`` (a name or names; default: the active one).
+
+    ``filter`` takes the search grammar; ``runs`` limits it to those run ids.
+    """
+    from nbtrack.tracking import fluent
+
+    client = fluent._client()
+    names = [experiment] if isinstance(experiment, str) else list(experiment or [])
+    if names:
+        found = [client.get_experiment_by_name(n) for n in names]
+        missing = [n for n, e in zip(names, found, strict=True) if e is None]
+        if missing:
+            raise NbtrackError(f"No experiment named {', '.join(map(repr, missing))}. See them "
+                               "with nbtrack.search_experiments().")
+        ids = [e.experiment_id for e in found]
+    else:
+        ids = [fluent._default_experiment_id(client)]
+        names = [client.get_experiment(ids[0]).name]
+    return CompareWidget(client, ids, names, filter=filter, runs=runs, order_by=order_by,
+                         columns=columns)
