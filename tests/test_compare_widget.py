@@ -108,3 +108,81 @@ def test_default_experiment_unknown_names_and_text_fallback(taxi_runs):
     assert both.row_count == 5
     with pytest.raises(NbtrackError, match="No experiment named 'nope'"):
         nbtrack.compare("nope")
+
+
+def test_brushing_narrows_the_table_and_a_new_filter_clears_it(taxi_runs):
+    widget = nbtrack.compare("nyc-taxi")
+    widget.brush = {"metrics.rmse": {"ranges": [[4.0, 5.0]]}}
+    assert widget.row_count == 2
+    widget.brush = {"metrics.rmse": {"ranges": [[4.0, 5.0]]},
+                    "params.model": {"values": ["lasso"]}}
+    assert sorted(table_of(widget).column("metrics.rmse").to_pylist()) == [4.2, 4.8]
+    widget.order_by = ["metrics.rmse DESC"]  # sorting keeps the brush
+    assert table_of(widget).column("metrics.rmse").to_pylist() == [4.8, 4.2]
+    widget.filter = "params.model != 'ridge'"
+    assert widget.brush == {} and widget.row_count == 3
+
+
+def test_selected_runs_get_curves_and_a_diff(taxi_runs):
+    nbtrack.set_experiment("nyc-taxi")
+    for run_id, base in zip(taxi_runs[:2], (1.0, 2.0), strict=True):
+        for step in range(5):
+            nbtrack.log_metric("rmse", base + step, step=step, run_id=run_id)
+    widget = nbtrack.compare("nyc-taxi")
+    assert widget.curve_metric == "metrics.rmse" and widget.history == b""
+    widget.selected_run_ids = taxi_runs[:2]
+    history = from_ipc(widget.history)
+    assert history.column_names == ["run_id", "step", "timestamp", "value"]
+    first = history.filter(history.column("run_id").to_numpy(zero_copy_only=False)
+                           == taxi_runs[0])
+    assert first.column("step").to_pylist() == [0, 0, 1, 2, 3, 4]
+    diff = widget.diff
+    assert [r["run_id"] for r in diff["runs"]] == taxi_runs[:2]
+    params = next(s for s in diff["sections"] if s["title"] == "params")
+    model_row = next(r for r in params["rows"] if r["key"] == "model")
+    assert model_row == {"key": "model", "values": ["lasso", "ridge"], "differs": True}
+    assert any(s["title"] == "packages" for s in diff["sections"])
+    widget.selected_run_ids = [taxi_runs[0]]
+    assert widget.diff == {} and widget.history != b""
+
+
+def test_code_diff_of_two_cells():
+    from nbtrack.widgets.diff import _code_diff
+
+    same = _code_diff("a", "x = 1\ny = 2", "b", "x = 1\ny = 2")
+    assert same["lines"] == [] and same["same"]
+    changed = _code_diff("a", "alpha = 0.1\nfit(alpha)", "b", "alpha = 0.5\nfit(alpha)")
+    ops = [(line["op"], line["text"]) for line in changed["lines"]]
+    assert ("-", "alpha = 0.1") in ops and ("+", "alpha = 0.5") in ops
+    assert (" ", "fit(alpha)") in ops and ops[0][0] == "@"
+
+
+def test_parameter_importance_ranks_the_param_that_drives_the_metric():
+    import numpy as np
+
+    nbtrack.set_experiment("sweep")
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        alpha, noise = rng.uniform(0, 1), rng.uniform(0, 1)
+        model = rng.choice(["a", "b"])
+        with nbtrack.start_run():
+            nbtrack.log_params({"alpha": round(alpha, 4), "noise": round(noise, 4),
+                                "model": model})
+            nbtrack.log_metric("loss", 3 * alpha + rng.normal(0, 0.05))
+    widget = nbtrack.compare("sweep")
+    assert widget.importance == {}
+    widget.importance_metric = "metrics.loss"
+    result = widget.importance
+    assert result["runs"] == 40 and result["note"] == ""
+    top = result["rows"][0]
+    assert top["param"] == "params.alpha" and top["kind"] == "r"
+    assert top["correlation"] > 0.95 and top["importance"] > 0.8
+    model = next(r for r in result["rows"] if r["param"] == "params.model")
+    assert model["kind"] == "η" and 0 <= model["correlation"] < 0.5
+
+
+def test_importance_explains_when_there_is_too_little(taxi_runs):
+    widget = nbtrack.compare("nyc-taxi", runs=taxi_runs[:2])
+    widget.importance_metric = "metrics.rmse"
+    assert widget.importance["rows"] == []
+    assert widget.importance["note"].startswith("Needs at least 3 runs")

@@ -57,6 +57,9 @@ def names(client, experiment_id, filter_string="", order_by=None, **kw):
         ("attributes.status = 'failed'", {"d"}),
         ("status IN ('FAILED', 'KILLED')", {"d"}),
         ("status NOT IN ('FAILED')", {"a", "b", "c", "e"}),
+        ("params.model IN ('ridge', 'tree')", {"b", "c", "d"}),
+        ("params.model NOT IN ('ridge')", {"a", "d", "e"}),  # a missing key is false
+        ("tags.team IN ('ml')", {"a"}),
         ("run_name = 'c'", {"c"}),
         ("attributes.run_name LIKE '_'", {"a", "b", "c", "d", "e"}),
         ("metrics.rmse < 1.5 OR params.model = 'tree'", {"a", "d", "e"}),

@@ -71,7 +71,7 @@ def test_precedence_and_parentheses():
         ("metrics.a = 1 garbage", 14, "Expected AND, OR"),
         ("metrics.a = 1 AND", 17, "Expected an identifier"),
         ("params.a = 'unterminated", 11, "Unclosed"),
-        ("metrics.a IN ('x')", 0, "IN applies only"),
+        ("metrics.a IN ('x')", 0, "IN applies to text"),
         ("status IN ('a',", 15, "quoted string in the IN list"),
         ("metrics.a IS 5", 13, "Expected NULL"),
         ("metrics.a ; DROP TABLE runs", 10, "Unexpected character"),

@@ -96,3 +96,46 @@ describe("columns", () => {
     expect(columnLabel("run_name")).toBe("run name");
   });
 });
+
+import { axisFor, brushFor, lineColor, rangesOf } from "../src/axes.js";
+
+describe("parallel-coordinates axes", () => {
+  it("reads numbers, including numbers stored as text", () => {
+    const axis = axisFor("params.alpha", ["0.1", "1.0", null, "0.5"]);
+    expect(axis.kind).toBe("numeric");
+    expect(Array.from(axis.values)).toEqual([0.1, 1, NaN, 0.5]);
+    expect(axis.label).toBe("alpha");
+  });
+  it("uses a log axis for positive values spanning three decades", () => {
+    const axis = axisFor("params.lr", [0.0001, 0.01, 0.1]);
+    expect(axis.kind).toBe("log");
+    expect(Array.from(axis.values)).toEqual([-4, -2, -1]);
+    expect(axis.tickvals).toEqual([-4, -3, -2, -1]);
+    expect(axis.ticktext[0]).toBe("1.000e-4");
+  });
+  it("maps text to categories with labelled ticks", () => {
+    const axis = axisFor("params.model", ["ridge", "lasso", "ridge", null]);
+    expect(axis.kind).toBe("category");
+    expect(axis.categories).toEqual(["lasso", "ridge"]);
+    expect(Array.from(axis.values)).toEqual([1, 0, 1, NaN]);
+    expect(axis.ticktext).toEqual(["lasso", "ridge"]);
+  });
+  it("turns brushes into value ranges for metrics and value sets otherwise", () => {
+    expect(rangesOf([1, 2])).toEqual([[1, 2]]);
+    expect(rangesOf([[1, 2], [3, 4]])).toEqual([[1, 2], [3, 4]]);
+    expect(brushFor(axisFor("metrics.rmse", [3, 4, 5]), [3.5, 5])).toEqual({ ranges: [[3.5, 5]] });
+    expect(brushFor(axisFor("metrics.loss", [0.001, 1, 10]), [-1, 0])).toEqual(
+      { ranges: [[0.1, 1]] });
+    expect(brushFor(axisFor("params.alpha", ["0.1", "1.0", "0.5"]), [0, 0.6])).toEqual(
+      { values: ["0.1", "0.5"] });
+    expect(brushFor(axisFor("params.model", ["ridge", "lasso"]), [[0.5, 1.5]])).toEqual(
+      { values: ["ridge"] });
+    expect(brushFor(axisFor("metrics.rmse", [1]), [])).toBeNull();
+  });
+  it("colors selected lines, else by the first metric", () => {
+    const axes = [axisFor("params.model", ["a", "b"]), axisFor("metrics.rmse", [1, 2])];
+    expect(lineColor(["r1", "r2"], ["r2"], axes).color).toEqual([0, 1]);
+    expect(lineColor(["r1", "r2"], [], axes).color).toEqual([1, 2]);
+    expect(lineColor(["r1"], [], [axes[0]]).color).toBe("#0969da");
+  });
+});

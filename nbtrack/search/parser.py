@@ -307,9 +307,9 @@ class _Parser:
         return Comparison(entity, key, op, value_token.value, token.position)
 
     def in_clause(self, entity: str, key: str, op: str, token: Token) -> Comparison:
-        if entity in (METRIC, PARAM, TAG) or key in self.vocab.numbers:
-            raise self.fail(f"{op} applies only to text attributes and dataset fields, not to "
-                            f"{token.text}", token)
+        if entity == METRIC or key in self.vocab.numbers:
+            raise self.fail(f"{op} applies to text (params, tags, text attributes and dataset "
+                            f"fields), not to {token.text}", token)
         self.expect_punct("(")
         values = []
         while True:

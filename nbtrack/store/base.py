@@ -137,6 +137,10 @@ class Store(ABC):
         """``(pyarrow.Table, total)``: chosen key columns of the matching runs, for widgets."""
 
     @abstractmethod
+    def histories_arrow(self, run_ids: list[str], key: str, max_points: int = 5000):
+        """One metric's history for several runs: Arrow ``run_id, step, timestamp, value``."""
+
+    @abstractmethod
     def key_counts(self, experiment_ids: list[str], view_type: int) -> dict[str, int]:
         """How many of the experiments' runs have each key column, most common first."""
 

@@ -427,6 +427,10 @@ class DuckDBStore(ExperimentsMixin, Store):
         return self._read(run_queries.search_runs_arrow, experiment_ids, filter_string,
                           view_type, max_results, order_by, keys)
 
+    def histories_arrow(self, run_ids: list[str], key: str, max_points: int = 5000):
+        """One metric's history for several runs, as an Arrow table (thinned past a size)."""
+        return self._read(run_queries.histories_arrow, run_ids, key, max_points)
+
     def key_counts(self, experiment_ids, view_type) -> dict[str, int]:
         """How many of the experiments' runs have each metrics./params./tags. key."""
         return self._read(run_queries.key_counts, experiment_ids, view_type)

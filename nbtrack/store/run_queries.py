@@ -125,6 +125,22 @@ def metric_history(conn, store, run_id: str, key: str) -> MetricHistory:
     return MetricHistory(key, columns["value"], columns["step"], columns["timestamp"])
 
 
+def histories_arrow(conn, store, run_ids: list[str], key: str, max_points: int):
+    """Several runs' histories of one metric as Arrow ``run_id, step, timestamp, value``.
+
+    A run with more than ``max_points`` values is thinned evenly (first and last kept).
+    """
+    return conn.execute(
+        'SELECT run_id, step, "timestamp", value FROM ('
+        '  SELECT *, row_number() OVER w - 1 AS i, count(*) OVER (PARTITION BY run_id) AS n'
+        '  FROM metrics WHERE run_id IN (SELECT unnest(?)) AND key = ?'
+        '  WINDOW w AS (PARTITION BY run_id ORDER BY step, "timestamp"))'
+        ' WHERE n <= ? OR i % ceil(n / ?)::BIGINT = 0 OR i = n - 1'
+        ' ORDER BY run_id, step, "timestamp"',
+        [list(run_ids), key, max_points, max_points],
+    ).to_arrow_table()
+
+
 def _decode_token(token: str | None) -> int:
     if not token:
         return 0

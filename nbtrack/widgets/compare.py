@@ -13,10 +13,15 @@ import traitlets
 
 from nbtrack.entities import ViewType
 from nbtrack.exceptions import FilterSyntaxError, NbtrackError
+from nbtrack.widgets.brush import brush_filter
+from nbtrack.widgets.diff import run_diff
+from nbtrack.widgets.importance import parameter_importance
 from nbtrack.widgets.payload import run_ids_filter, to_ipc
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 MAX_ROWS = 50_000
+MAX_CURVES = 20  # selected runs drawn as curves
+MAX_DIFF = 6  # selected runs compared in the diff
 DEFAULT_COLUMNS = 20
 
 
@@ -37,6 +42,12 @@ class CompareWidget(anywidget.AnyWidget):
     total_count = traitlets.Int(0).tag(sync=True)
     selected_run_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
+    brush = traitlets.Dict().tag(sync=True)
+    curve_metric = traitlets.Unicode("").tag(sync=True)
+    history = traitlets.Bytes(b"").tag(sync=True)
+    diff = traitlets.Dict().tag(sync=True)
+    importance_metric = traitlets.Unicode("").tag(sync=True)
+    importance = traitlets.Dict().tag(sync=True)
 
     def __init__(self, client, experiment_ids: list[str], experiment_names: list[str],
                  filter: str = "", runs: list[str] | None = None,
@@ -50,8 +61,14 @@ class CompareWidget(anywidget.AnyWidget):
         self.max_rows = max_rows
         self.available_columns = list(self._key_counts())
         self.columns = columns if columns is not None else self._default_columns()
+        metrics = [c for c in self.available_columns if c.startswith("metrics.")]
+        self.curve_metric = metrics[0] if metrics else ""
         self.refresh()
-        self.observe(lambda _: self.refresh(), names=["filter", "order_by", "columns"])
+        self.observe(self._on_query, names=["filter", "columns"])
+        self.observe(lambda _: self.refresh(), names=["order_by", "brush"])
+        self.observe(lambda _: self._update_selection_views(),
+                     names=["selected_run_ids", "curve_metric"])
+        self.observe(lambda _: self.update_importance(), names=["importance_metric"])
         self.on_msg(self._on_message)
 
     # data --------------------------------------------------------------------------------
@@ -67,9 +84,16 @@ class CompareWidget(anywidget.AnyWidget):
                        ("tags.mlflow.", "tags.nbtrack."))])
         return ordered[:DEFAULT_COLUMNS]
 
-    def _combined_filter(self) -> str:
-        parts = [f"({p})" for p in (self._base_filter, self.filter.strip()) if p]
+    def _combined_filter(self, with_brush: bool = True) -> str:
+        brush = brush_filter(self.brush) if with_brush else ""
+        parts = [f"({p})" for p in (self._base_filter, self.filter.strip(), brush) if p]
         return " AND ".join(parts)
+
+    def _on_query(self, _change) -> None:
+        """A new filter or new columns: the old axis brushes no longer apply."""
+        with self.hold_trait_notifications():
+            self.brush = {}
+        self.refresh()
 
     def refresh(self) -> None:
         """Query the store again with the current filter, order and columns."""
@@ -88,9 +112,36 @@ class CompareWidget(anywidget.AnyWidget):
         self.table = to_ipc(table)
         self.row_count, self.total_count = len(table), total
         shown = set(table.column("run_id").to_pylist())
-        self.selected_run_ids = [r for r in self.selected_run_ids if r in shown]
+        kept = [r for r in self.selected_run_ids if r in shown]
+        if kept != self.selected_run_ids:
+            self.selected_run_ids = kept
+        else:
+            self._update_selection_views()
         self.status = (f"{total:,} runs" if total <= len(table)
                        else f"showing {len(table):,} of {total:,} runs: narrow the filter")
+
+    def _update_selection_views(self) -> None:
+        """Curves and diff follow the selected runs."""
+        selected = list(self.selected_run_ids)
+        store = self._client.store
+        if selected and self.curve_metric:
+            key = self.curve_metric.removeprefix("metrics.")
+            self.history = to_ipc(store.histories_arrow(selected[:MAX_CURVES], key))
+        else:
+            self.history = b""
+        self.diff = run_diff(self._client, selected[:MAX_DIFF]) if len(selected) > 1 else {}
+
+    def update_importance(self) -> None:
+        """Rank the params for ``importance_metric`` over the runs the filter matches."""
+        metric = self.importance_metric
+        if not metric:
+            self.importance = {}
+            return
+        keys = [c for c in self.available_columns if c.startswith("params.")]
+        table, _ = self._client.store.search_runs_arrow(
+            self._experiment_ids, self._combined_filter(with_brush=False),
+            ViewType.ACTIVE_ONLY, self.max_rows, None, [*keys, metric])
+        self.importance = parameter_importance(table.to_pandas(), metric)
 
     def _on_message(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("type") == "refresh":

@@ -1,0 +1,86 @@
+// Parallel-coordinates axes: numbers, log-scaled numbers, or categories; and their brushes.
+import { columnLabel } from "./columns.js";
+import { formatNumber } from "./format.js";
+
+const MAX_TICKS = 25;
+const LOG_SPAN = 1000; // positive values spanning this ratio get a log axis
+
+function asNumbers(raw) {
+  const out = new Float64Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i];
+    if (v === null || v === undefined || v === "") {
+      out[i] = NaN;
+      continue;
+    }
+    const n = typeof v === "number" ? v : Number(v);
+    if (typeof v !== "number" && !Number.isFinite(n)) return null; // text: a category axis
+    out[i] = n;
+  }
+  return out;
+}
+
+/** One axis from a column: `{name, label, kind, values, tickvals?, ticktext?, raw}`. */
+export function axisFor(name, raw) {
+  const label = columnLabel(name);
+  const numbers = asNumbers(raw);
+  if (numbers) {
+    const finite = numbers.filter(Number.isFinite);
+    const lo = Math.min(...finite);
+    const hi = Math.max(...finite);
+    if (finite.length && lo > 0 && hi / lo >= LOG_SPAN) {
+      const values = numbers.map((v) => (v > 0 ? Math.log10(v) : NaN));
+      const powers = [];
+      for (let p = Math.floor(Math.log10(lo)); p <= Math.ceil(Math.log10(hi)); p++) powers.push(p);
+      return { name, label: `${label} (log)`, kind: "log", values, raw,
+        tickvals: powers, ticktext: powers.map((p) => formatNumber(10 ** p)) };
+    }
+    return { name, label, kind: "numeric", values: numbers, raw };
+  }
+  const categories = [...new Set(Array.from(raw).filter((v) => v != null))].map(String).sort();
+  const index = new Map(categories.map((c, i) => [c, i]));
+  const values = Float64Array.from(raw, (v) => (v == null ? NaN : index.get(String(v))));
+  const step = Math.max(1, Math.ceil(categories.length / MAX_TICKS));
+  const tickvals = categories.map((_, i) => i).filter((i) => i % step === 0);
+  return { name, label, kind: "category", values, raw, categories,
+    tickvals, ticktext: tickvals.map((i) => categories[i]) };
+}
+
+const inRanges = (v, ranges) => ranges.some(([lo, hi]) => v >= lo && v <= hi);
+
+/** Normalize plotly's constraintrange (one `[lo, hi]` or a list of them) to a list. */
+export function rangesOf(constraint) {
+  if (!constraint || constraint.length === 0) return [];
+  return Array.isArray(constraint[0]) ? constraint : [constraint];
+}
+
+/**
+ * The brush to send to the kernel for one axis, or null for no brush.
+ * Metrics get value ranges; params, tags and names get the set of values inside the ranges
+ * (they are text in the store, so a numeric range cannot be asked of them directly).
+ */
+export function brushFor(axis, constraint) {
+  const ranges = rangesOf(constraint);
+  if (ranges.length === 0) return null;
+  if (axis.name.startsWith("metrics.") && axis.kind !== "category") {
+    const real = axis.kind === "log" ? ranges.map(([lo, hi]) => [10 ** lo, 10 ** hi]) : ranges;
+    return { ranges: real };
+  }
+  const picked = new Set();
+  for (let i = 0; i < axis.values.length; i++) {
+    if (inRanges(axis.values[i], ranges) && axis.raw[i] != null) picked.add(String(axis.raw[i]));
+  }
+  return { values: [...picked].sort() };
+}
+
+/** Line colors: selected runs stand out; otherwise color by the first metric axis. */
+export function lineColor(ids, selected, axes) {
+  if (selected.length) {
+    const chosen = new Set(selected);
+    return { color: Array.from(ids, (id) => (chosen.has(id) ? 1 : 0)),
+      colorscale: [[0, "rgba(160,160,160,0.35)"], [1, "#0969da"]], cmin: 0, cmax: 1 };
+  }
+  const metric = axes.find((a) => a.name.startsWith("metrics.") && a.kind !== "category");
+  if (!metric) return { color: "#0969da" };
+  return { color: Array.from(metric.values), colorscale: "Viridis", showscale: false };
+}
