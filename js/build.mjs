@@ -19,6 +19,8 @@ await build({
   target: "es2020",
   outdir: out,
   logLevel: "warning",
+  loader: { ".css": "empty" }, // plotly's optional map styles: not used
+  define: { global: "globalThis" },
 });
 copyFileSync("src/compare.css", join(out, "compare.css"));
 

@@ -3,7 +3,7 @@ import { columnLabel } from "./columns.js";
 import { formatNumber } from "./format.js";
 
 const MAX_TICKS = 25;
-const LOG_SPAN = 1000; // positive values spanning this ratio get a log axis
+const LOG_SPAN = 100; // positive values spanning two decades or more get a log axis
 
 function asNumbers(raw) {
   const out = new Float64Array(raw.length);

@@ -1,35 +1,106 @@
 // The compare dashboard: an anywidget view over the CompareWidget model.
 import { decodeTable } from "./arrow.js";
+import { createCurves } from "./curves.js";
+import { createDiff } from "./diffview.js";
+import { createImportance } from "./importanceview.js";
 import { nextOrder } from "./order.js";
+import { createParcoords } from "./parcoords.js";
 import { createTable } from "./table.js";
+import { watchKernel } from "./status.js";
 import { createToolbar } from "./toolbar.js";
+
+const TABS = [
+  ["parcoords", "Parallel coordinates"],
+  ["curves", "Curves"],
+  ["diff", "Diff"],
+  ["importance", "Importance"],
+];
+
+function tabs(el, onShow) {
+  const bar = document.createElement("div");
+  bar.className = "nbt-tabs";
+  const panes = {};
+  for (const [id, label] of TABS) {
+    const button = document.createElement("button");
+    button.textContent = label;
+    button.dataset.tab = id;
+    button.onclick = () => show(id);
+    bar.append(button);
+    panes[id] = document.createElement("div");
+    panes[id].className = "nbt-pane";
+    panes[id].dataset.pane = id;
+  }
+  el.append(bar, ...Object.values(panes));
+  function show(id) {
+    for (const [key, pane] of Object.entries(panes)) pane.hidden = key !== id;
+    for (const button of bar.children) button.classList.toggle("nbt-active", button.dataset.tab === id);
+    onShow(id);
+  }
+  return { panes, show };
+}
 
 function render({ model, el }) {
   el.classList.add("nbtrack-compare");
   const top = document.createElement("div");
   const body = document.createElement("div");
   body.className = "nbt-table";
-  el.append(top, body);
+  const bottom = document.createElement("div");
+  el.append(top, body, bottom);
 
+  const kernel = watchKernel(model, el);
   const save = (name, value) => {
     model.set(name, value);
     model.save_changes();
+    kernel.expect();
   };
   let data = decodeTable(model.get("table"));
+  let plotData = data;
+  let active = "parcoords";
 
   const toolbar = createToolbar(top, {
     onFilter: (text) => {
       if (text !== model.get("filter")) save("filter", text);
     },
-    onRefresh: () => model.send({ type: "refresh" }),
+    onRefresh: () => {
+      model.send({ type: "refresh" });
+      kernel.expect();
+    },
     onColumns: (columns) => save("columns", columns),
   });
   const table = createTable(body, {
     onSort: (column) => save("order_by", nextOrder(model.get("order_by"), column, model.get("columns"))),
     onSelect: (ids) => save("selected_run_ids", ids),
   });
+  const { panes, show } = tabs(bottom, (id) => {
+    active = id;
+    drawPanel(true);
+  });
+  const parcoords = createParcoords(panes.parcoords, { onBrush: (brush) => save("brush", brush) });
+  const curves = createCurves(panes.curves, { onMetric: (m) => save("curve_metric", m) });
+  const diff = createDiff(panes.diff);
+  const importance = createImportance(panes.importance, {
+    onMetric: (m) => save("importance_metric", m),
+  });
+  const metrics = () => model.get("available_columns").filter((c) => c.startsWith("metrics."));
 
-  function draw() {
+  function drawPanel(fresh) {
+    const selected = model.get("selected_run_ids");
+    if (active === "parcoords") parcoords.update(plotData, model.get("columns"), selected, fresh);
+    if (active === "curves") {
+      const names = new Map();
+      const ids = data.columns.run_id ?? [];
+      ids.forEach((id, i) => names.set(id, data.columns.run_name[i]));
+      curves.update({ history: model.get("history"), names, available: metrics(),
+        chosen: model.get("curve_metric") });
+    }
+    if (active === "diff") diff.update(model.get("diff"));
+    if (active === "importance") {
+      importance.update({ available: metrics(), chosen: model.get("importance_metric"),
+        importance: model.get("importance") });
+    }
+  }
+
+  function drawTable() {
     toolbar.update({
       filter: model.get("filter"),
       filterError: model.get("filter_error"),
@@ -45,18 +116,36 @@ function render({ model, el }) {
     el.dataset.rows = String(data.numRows);
   }
 
-  const onTable = () => {
-    data = decodeTable(model.get("table"));
-    draw();
+  const handlers = {
+    "change:table": () => {
+      data = decodeTable(model.get("table"));
+      const brushed = Object.keys(model.get("brush")).length > 0;
+      if (!brushed) plotData = data; // a brush narrows the table, never the plot's lines
+      drawTable();
+      drawPanel(!brushed);
+    },
+    "change:selected_run_ids": () => {
+      drawTable();
+      drawPanel(false);
+    },
+    "change:history": () => drawPanel(false),
+    "change:diff": () => drawPanel(false),
+    "change:importance": () => drawPanel(false),
   };
-  const events = ["change:filter", "change:filter_error", "change:columns", "change:order_by",
-    "change:selected_run_ids", "change:status", "change:available_columns"];
-  model.on("change:table", onTable);
-  for (const event of events) model.on(event, draw);
-  draw();
+  for (const name of ["change:filter", "change:filter_error", "change:columns", "change:order_by",
+    "change:status", "change:available_columns"]) handlers[name] = drawTable;
+  const answering = Object.fromEntries(Object.entries(handlers).map(([event, handler]) => [
+    event, (...args) => {
+      kernel.answered();
+      handler(...args);
+    }]));
+  for (const [event, handler] of Object.entries(answering)) model.on(event, handler);
+  drawTable();
+  show("parcoords");
   return () => {
-    model.off("change:table", onTable);
-    for (const event of events) model.off(event, draw);
+    for (const [event, handler] of Object.entries(answering)) model.off(event, handler);
+    kernel.stop();
+    parcoords.destroy();
     table.destroy();
   };
 }

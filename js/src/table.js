@@ -73,7 +73,7 @@ export function createTable(el, { onSort, onSelect }) {
       row.append(box);
       for (const name of shown()) {
         const cell = document.createElement("span");
-        cell.className = `nbt-cell nbt-${name.replace(/[^a-z]/gi, "-")}`;
+        cell.className = `nbt-cell nbt-col-${name.replace(/[^a-z]/gi, "-")}`;
         cell.textContent = cellText(data, name, i);
         row.append(cell);
       }

@@ -139,3 +139,23 @@ describe("parallel-coordinates axes", () => {
     expect(lineColor(["r1"], [], [axes[0]]).color).toBe("#0969da");
   });
 });
+
+import { seriesByRun, smooth } from "../src/smoothing.js";
+
+describe("curves", () => {
+  it("smooths with a debiased moving average and leaves gaps alone", () => {
+    expect(smooth([1, 2, 3], 0)).toEqual([1, 2, 3]);
+    const out = smooth([1, 1, 1, NaN, 1], 0.9);
+    expect(out[0]).toBeCloseTo(1);
+    expect(out[2]).toBeCloseTo(1);
+    expect(Number.isNaN(out[3])).toBe(true);
+    const step = smooth([0, 10], 0.5);
+    expect(step[1]).toBeCloseTo((0.5 * 0.5 * 0 + 0.5 * 10) / 0.75);
+  });
+  it("splits a long history into one series per run", () => {
+    const series = seriesByRun({ run_id: ["a", "a", "b"], step: [0, 1, 0],
+      timestamp: [5, 6, 7], value: [1, 2, 3] }, 3);
+    expect([...series.keys()]).toEqual(["a", "b"]);
+    expect(series.get("a")).toEqual({ step: [0, 1], time: [5, 6], value: [1, 2] });
+  });
+});

@@ -1,4 +1,4 @@
-"""Magics for looking at the store: ``%track_runs``, ``%track_sql`` and ``%%track_sql``."""
+"""Magics for looking at the store: ``%track_runs``, ``%track_compare`` and ``%track_sql``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,18 @@ class LookingMagics(Magics):
             order_by=order,
             max_results=args.max,
         )
+
+    @magic_arguments()
+    @argument("--experiment", "-e", action="append",
+              help="experiment name (repeatable; default: the active or default experiment)")
+    @argument("--filter", "-f", nargs="+", default=[], help="e.g. metrics.rmse < 5")
+    @argument("--order-by", "-o", action="append", help="e.g. 'metrics.rmse ASC'")
+    @line_magic
+    def track_compare(self, line: str):
+        """Show the compare dashboard: run table, parallel coordinates, curves, diff."""
+        args = parse_argstring(self.track_compare, line)
+        order = [o.strip("'\"") for o in args.order_by or []] or None
+        return nbtrack.compare(args.experiment, filter=" ".join(args.filter), order_by=order)
 
     @line_cell_magic
     def track_sql(self, line: str, cell: str | None = None):

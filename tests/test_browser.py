@@ -1,0 +1,113 @@
+"""The compare widget in real JupyterLab, in headless Chromium (Debian's package, Playwright).
+
+JupyterLab runs on a loopback port; the example notebook runs in it; the dashboard must show
+its rows, re-sort them when a metric header is clicked, and narrow them when an axis of the
+parallel-coordinates plot is brushed. A screenshot is saved under ``test-screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from servers import jupyter_server
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("NBTRACK_CHROMIUM") or shutil.which("chromium") or shutil.which(
+    "chromium-browser")
+SCREENSHOTS = ROOT / "test-screenshots"
+
+_MISSING = ("Chromium is not installed: `apt-get install chromium` (bash .ci/run does), or set "
+            "NBTRACK_CHROMIUM to a Chromium binary.")
+if CHROMIUM is None and os.environ.get("NBTRACK_REQUIRE_BROWSER"):
+    raise RuntimeError(_MISSING + " NBTRACK_REQUIRE_BROWSER is set, so this cannot be skipped.")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=_MISSING)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(ROOT / "notebooks" / "compare.ipynb", root / "compare.ipynb")
+    env = {"NBTRACK_TRACKING_URI": str(tmp_path / "store")}
+    with jupyter_server(root, tmp_path / "runtime", app="jupyterlab", extra_env=env) as server:
+        yield server
+
+
+@pytest.fixture
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        context = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(60_000)
+        context.goto(f"{lab.url}/lab/tree/compare.ipynb?token={lab.token}")
+        yield context
+        browser.close()
+
+
+_HEADER = ("document.querySelector(\".nbtrack-compare .nbt-header "
+           "[data-column='metrics.rmse']\").textContent")
+ARROW_GONE = f"() => !/[▲▼]$/.test({_HEADER})"
+ARROW_DOWN = f"() => {_HEADER}.endsWith('▼')"
+
+
+def _rmse_column(page) -> list[float]:
+    cells = page.locator(".nbtrack-compare >> nth=0").locator(".nbt-body-row .nbt-col-metrics-rmse")
+    return [float(text) for text in cells.all_inner_texts()]
+
+
+def test_compare_widget_in_jupyterlab(page):
+    page.wait_for_selector(".jp-Notebook", state="visible")
+    page.locator(".jp-Notebook").click()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+    # the last cell shows a second dashboard: once it is there, every cell has run
+    page.locator(".nbtrack-compare").nth(1).wait_for(state="visible", timeout=180_000)
+    widget = page.locator(".nbtrack-compare").first
+    page.wait_for_function(
+        "() => document.querySelector('.nbtrack-compare')?.dataset.rows === '48'")
+    assert widget.locator(".nbt-toolbar .nbt-status").inner_text() == "48 runs"
+    assert widget.locator(".nbt-body-row").count() > 10  # virtualized: the rows in view
+
+    # the notebook sorted it from Python (metrics.rmse ASC): the browser shows that order
+    header = widget.locator(".nbt-header [data-column='metrics.rmse']")
+    assert header.inner_text().endswith("▲")
+    ascending = _rmse_column(page)
+    assert ascending == sorted(ascending) and len(ascending) > 10
+
+    # clicking the header cycles: default order, then descending (DuckDB in the kernel sorts)
+    header.click()
+    page.wait_for_function(ARROW_GONE)
+    header.click()
+    page.wait_for_function(ARROW_DOWN)
+    page.wait_for_timeout(300)
+    descending = _rmse_column(page)
+    assert descending == sorted(descending, reverse=True)
+    assert descending[0] > ascending[0]
+
+    # brushing the first axis of the parallel-coordinates plot narrows the table
+    plot = widget.locator(".nbt-parcoords .main-svg").first
+    plot.wait_for(state="visible")
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    x = box["x"] + 60  # the first axis sits at the left margin
+    top, bottom = box["y"] + 40, box["y"] + 320 - 20
+    page.mouse.move(x, top + 0.05 * (bottom - top))
+    page.mouse.down()
+    page.mouse.move(x, top + 0.5 * (bottom - top), steps=12)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => { const n = Number(document.querySelector('.nbtrack-compare').dataset.rows);"
+        " return n > 0 && n < 48; }", timeout=30_000)
+    narrowed = int(widget.get_attribute("data-rows"))
+    assert 0 < narrowed < 48
+    assert widget.locator(".nbt-toolbar .nbt-status").inner_text() == f"{narrowed} runs"
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    widget.screenshot(path=str(SCREENSHOTS / "compare-widget.png"))
