@@ -28,6 +28,9 @@ SCENARIOS = {
                    ("nbtrack_log_metric", {"n": 1_000_000}),
                    ("mlflow_log_metric", {"n": 300, "n_async": 3000}),
                    "per", 2e-6),
+    "log_metric_live": ("log_metric in a loop with a live chart on, per call",
+                        ("nbtrack_log_metric_live", {"n": 1_000_000}),
+                        ("mlflow_log_metric", {"n": 300, "n_async": 3000}), "per", 2e-6),
     "run": ("a run: 10 params, 5 metrics, 3 tags, one call each",
             ("nbtrack_run", {"n": 1000}), ("mlflow_run", {"n": 30}), "per", 2.5e-3),
     "search": ("filtered, ordered search_runs at 10k runs",
@@ -53,6 +56,7 @@ SCENARIOS = {
 }
 QUICK = {
     "log_metric": ({"n": 100_000}, {"n": 50, "n_async": 500}),
+    "log_metric_live": ({"n": 100_000}, {"n": 50, "n_async": 500}),
     "run": ({"n": 100}, {"n": 5}),
     "search": ({"n_runs": 1000}, {"n_runs": 1000}),
     "search_100k": ({"n_runs": 2000, "repeats": 3}, {"n_runs": 2000, "repeats": 1}),

@@ -205,6 +205,24 @@ def nbtrack_log_metric(folder: Path, n: int = 1_000_000) -> dict:
     return {"per": written / n, "per_before_flush": logged / n}
 
 
+def nbtrack_log_metric_live(folder: Path, n: int = 1_000_000) -> dict:
+    """log_metric in a loop while a live chart follows the run (as under a %%track cell)."""
+    from nbtrack.widgets.live import LiveChart
+
+    nbtrack = _nbtrack(folder)
+    with nbtrack.start_run() as run:
+        chart = LiveChart(run.client.store, run.run_id, run.info.run_name)
+        start = time.perf_counter()
+        for i in range(n):
+            nbtrack.log_metric("loss", 0.5, step=i)
+        logged = time.perf_counter() - start
+        chart.finish()
+        nbtrack.flush()
+        written = time.perf_counter() - start
+    points = len(chart.series.get("loss", {}).get("step", []))
+    return {"per": written / n, "per_before_flush": logged / n, "chart_points": points}
+
+
 def nbtrack_run(folder: Path, n: int = 1000) -> dict:
     nbtrack = _nbtrack(folder)
     returned = _one_call_each(nbtrack, n)

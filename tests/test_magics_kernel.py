@@ -35,12 +35,13 @@ def test_tracked_cells_in_a_real_kernel(tmp_path, kernel_name, monkeypatch):
         "%track_runs -o 'start_time ASC'",
     ], kernel_name)
     good, bad, later, table = nb.cells[1], nb.cells[2], nb.cells[3], nb.cells[4]
-    # the cell's own output first, then its value, then the summary
-    assert kinds(good) == ["stream", "execute_result", "display_data"]
-    assert good["outputs"][0]["text"] == "hello\n"
-    assert good["outputs"][1]["data"]["text/plain"] == "1.0"
-    assert "nbtrack-summary" in good["outputs"][2]["data"]["text/html"]
-    assert "FINISHED" in good["outputs"][2]["data"]["text/plain"]
+    # the live chart, the cell's own output, then its value, then the summary
+    assert kinds(good) == ["display_data", "stream", "execute_result", "display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in good["outputs"][0]["data"]
+    assert good["outputs"][1]["text"] == "hello\n"
+    assert good["outputs"][2]["data"]["text/plain"] == "1.0"
+    assert "nbtrack-summary" in good["outputs"][3]["data"]["text/html"]
+    assert "FINISHED" in good["outputs"][3]["data"]["text/plain"]
     # a failing cell still shows the user's exception, and its run is FAILED
     assert "error" in kinds(bad)
     error = next(o for o in bad["outputs"] if o["output_type"] == "error")
@@ -179,3 +180,71 @@ def test_keyboard_interrupt_in_a_real_kernel_ends_the_run_killed(tmp_path, kerne
     history = nbtrack.Client().get_metric_history(run.info.run_id, "loss")
     assert len(history) >= 4  # every value logged before the interrupt is kept
     assert [m.step for m in history][:4] == [0, 1, 2, 3]
+
+
+def _execute_collecting(client, code, timeout=120):
+    """Run ``code``; return its iopub messages, in order, up to the kernel going idle."""
+    msg_id = client.execute(code)
+    messages = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = client.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        messages.append(msg)
+        if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"):
+            return messages
+    raise AssertionError("the cell did not finish")
+
+
+def test_live_chart_updates_while_the_cell_runs(tmp_path, kernel_name):
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name=kernel_name, cwd=str(tmp_path))
+    try:
+        _run_code(client, f"%load_ext nbtrack\n%track_config --tracking-uri {tmp_path / 's'}")
+        messages = _execute_collecting(client, (
+            "%%track -n live\nimport time, nbtrack\n"
+            "for step in range(30):\n"
+            "    nbtrack.log_metric('loss', 1 / (step + 1), step=step)\n"
+            "    time.sleep(0.05)\n"
+            "print('trained')"))
+        opened = [m for m in messages if m["msg_type"] == "comm_open"
+                  and "series" in m["content"]["data"]["state"]]
+        assert len(opened) == 1
+        chart = opened[0]["content"]["comm_id"]
+        updates = [m["content"]["data"]["state"] for m in messages
+                   if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == chart
+                   and m["content"]["data"].get("method") == "update"]
+        printed = next(i for i, m in enumerate(messages) if m["msg_type"] == "stream")
+        # points arrived while the loop was still running, before the cell printed
+        early = [m for m in messages[:printed] if m["msg_type"] == "comm_msg"
+                 and "series" in m["content"]["data"].get("state", {})]
+        assert early, "no live update reached the front end while the cell ran"
+        assert any(u.get("running") is False for u in updates)
+        # the final points arrive with the run's last write (at most a moment later)
+        deadline = time.monotonic() + 10
+        final = [u["series"] for u in updates if "series" in u]
+        while (not final or len(final[-1]["loss"]["step"]) < 30) and time.monotonic() < deadline:
+            try:
+                msg = client.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                continue
+            state = msg["content"].get("data", {}).get("state", {})
+            if msg["msg_type"] == "comm_msg" and "series" in state:
+                final.append(state["series"])
+        assert final[-1]["loss"]["step"] == list(range(30))
+
+        quiet = _execute_collecting(client, "%%track -n quiet\nx = 1")
+        quiet_open = {m["content"]["comm_id"] for m in quiet if m["msg_type"] == "comm_open"
+                      and "series" in m["content"]["data"]["state"]}
+        closed = {m["content"]["comm_id"] for m in quiet if m["msg_type"] == "comm_close"}
+        assert len(quiet_open) == 1 and quiet_open <= closed  # no metrics: the chart goes
+
+        off = _execute_collecting(client, "%%track --no-live -n off\nnbtrack.log_metric('a', 1)")
+        assert not [m for m in off if m["msg_type"] == "comm_open"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

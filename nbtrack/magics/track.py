@@ -33,6 +33,7 @@ class TrackConfig:
     capture: bool = True
     auto_params: bool = True
     summary: bool = True
+    live: bool | None = None  # None: on in a notebook kernel, off elsewhere
 
 
 def _names(text: str | None, option: str) -> list[str]:
@@ -116,6 +117,8 @@ class TrackMagics(Magics):
     @argument("--no-auto-params", action="store_true",
               help="do not log the cell's literal assignments (alpha = 0.1) as params")
     @argument("--no-summary", action="store_true", help="do not show the run summary")
+    @argument("--no-live", action="store_true",
+              help="no live chart of the metrics the cell logs while it runs")
     @cell_magic
     def track(self, line: str, cell: str):
         """Run the cell as an nbtrack run: everything it logs goes to that run.
@@ -152,6 +155,7 @@ class TrackMagics(Magics):
             self.config_.capture = saved_capture
         client, run_id = run.client, run.run_id
         status = RunStatus.FINISHED
+        chart = self._live_chart(client, run) if not args.no_live else None
         autolog_here = args.autolog and not autolog.enabled()
         try:
             if autolog_here:
@@ -172,8 +176,13 @@ class TrackMagics(Magics):
             self._after_cell(client, run_id, cell, params, metrics, args, capture)
             if nbtrack.active_run() is not None and nbtrack.active_run().run_id == run_id:
                 nbtrack.end_run(status)  # wakes the background writer: written within ms
+            latest = client.store.peek_latest_metrics(run_id)
+            if chart is not None:
+                chart.finish()
+                if not latest:
+                    chart.close()  # the cell logged no metric: no empty chart left behind
             if self.config_.summary and not args.no_summary:
-                self._show_summary(client, run.info, status, experiment)
+                self._show_summary(client, run.info, status, experiment, latest)
 
     def _after_cell(self, client, run_id, cell, params, metrics, args, capture) -> None:
         """Log what the options name; a bad value is reported, never fatal."""
@@ -226,12 +235,27 @@ class TrackMagics(Magics):
                 continue
             client.log_input(run_id, value, context="cell", name=name)
 
-    def _show_summary(self, client, info: RunInfo, status: str, experiment: str | None) -> None:
+    def _live_chart(self, client, run):
+        """Show a live chart under the cell when that is on (by default in notebooks)."""
+        live = self.config_.live
+        if live is None:
+            live = type(self.shell).__name__ == "ZMQInteractiveShell"
+        if not live or not hasattr(client.store, "write_listeners"):
+            return None
+        from IPython.display import display
+
+        from nbtrack.widgets.live import LiveChart
+
+        chart = LiveChart(client.store, run.run_id, run.info.run_name)
+        display(chart)
+        return chart
+
+    def _show_summary(self, client, info: RunInfo, status: str, experiment: str | None,
+                      metrics: dict[str, float]) -> None:
         """Show the run as it ended, from what this kernel knows: no wait for the write."""
         from IPython.display import display
 
         info = replace(info, status=status, end_time=now_ms())
-        metrics = client.store.peek_latest_metrics(info.run_id)
         if experiment is None:
             experiment = client.get_experiment(info.experiment_id).name
         display(summary_bundle(Run(info, RunData(metrics=metrics)), experiment), raw=True)
@@ -246,11 +270,13 @@ class TrackMagics(Magics):
     @argument("--no-auto-params", action="store_true", help="do not")
     @argument("--summary", action="store_true", help="show a summary under tracked cells")
     @argument("--no-summary", action="store_true", help="do not")
+    @argument("--live", action="store_true", help="live metric charts under tracked cells")
+    @argument("--no-live", action="store_true", help="no live charts")
     @line_magic
     def track_config(self, line: str):
         """Set kernel-wide defaults for %%track, then print them all."""
         args = parse_argstring(self.track_config, line)
-        for flag in ("capture", "auto_params", "summary"):
+        for flag in ("capture", "auto_params", "summary", "live"):
             on, off = getattr(args, flag), getattr(args, "no_" + flag)
             if on and off:
                 raise UsageError(f"Give --{flag.replace('_', '-')} or its --no- form, not both.")
@@ -261,8 +287,10 @@ class TrackMagics(Magics):
         if args.tracking_uri:
             nbtrack.set_tracking_uri(args.tracking_uri)
             self._experiment_set = None
+        live = {None: "in notebooks", True: "on", False: "off"}[self.config_.live]
         print(f"tracking uri: {nbtrack.get_tracking_uri()}\n"
               f"experiment:   {self.config_.experiment or '(default)'}\n"
               f"capture:      {'on' if self.config_.capture else 'off'}\n"
               f"auto params:  {'on' if self.config_.auto_params else 'off'}\n"
-              f"summary:      {'on' if self.config_.summary else 'off'}")
+              f"summary:      {'on' if self.config_.summary else 'off'}\n"
+              f"live charts:  {live}")

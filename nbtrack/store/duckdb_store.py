@@ -78,6 +78,8 @@ class DuckDBStore(ExperimentsMixin, Store):
         self._peek_lock = threading.Lock()
         self._in_flight = None
         self._metric_runs_written: set[str] | None = set()
+        #: called with each batch once it is written (live charts follow their run this way)
+        self.write_listeners: list = []
         self._known_runs: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._seen_environments: set[str] = set()
         self._writer = BackgroundWriter(
@@ -182,6 +184,11 @@ class DuckDBStore(ExperimentsMixin, Store):
     def _wake_writer(self) -> None:
         self._writer.wake()
 
+    def write_soon(self) -> None:
+        """Ask the background writer to write what is pending now, without waiting for it."""
+        if len(self._pending):
+            self._writer.wake()
+
     def _flush_background(self) -> None:
         self._write_pending(raise_errors=True)
 
@@ -206,6 +213,11 @@ class DuckDBStore(ExperimentsMixin, Store):
             with self._peek_lock:
                 self._note_metric_runs(batch)
                 self._in_flight = None
+        for listener in list(self.write_listeners):
+            try:
+                listener(batch)
+            except Exception as exc:  # a listener (a live chart) must never stop writes
+                warnings.warn(f"nbtrack: a write listener failed: {exc}", stacklevel=2)
         for message in problems:
             warnings.warn(message, stacklevel=2)
 

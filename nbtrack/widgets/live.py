@@ -1,0 +1,110 @@
+"""Live metric charts under a running ``%%track`` cell.
+
+The chart follows its run through the store's write listener: every written batch hands over
+its metric rows, and a small thread asks for a write every ``interval`` seconds while the cell
+runs. ``log_metric`` itself is untouched, so the training loop keeps its speed. Each metric
+keeps at most ``MAX_POINTS`` points (every other point is dropped when it grows past that), and
+the front end gets at most one update per interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+import anywidget
+import traitlets
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+MAX_POINTS = 1000
+INTERVAL = 0.5
+
+
+class Series:
+    """One metric's points, thinned evenly as they grow (keeps the first and the latest)."""
+
+    def __init__(self, max_points: int = MAX_POINTS) -> None:
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.stride = 1
+        self._seen = 0
+        self.max_points = max_points
+
+    def add(self, step: int, value: float) -> None:
+        if self._seen % self.stride == 0:
+            self.steps.append(step)
+            self.values.append(value)
+        self._seen += 1
+        if len(self.steps) > self.max_points:
+            self.steps, self.values = self.steps[::2], self.values[::2]
+            self.stride *= 2
+
+    def latest(self) -> tuple[list[int], list[float]]:
+        return self.steps, self.values
+
+
+class LiveChart(anywidget.AnyWidget):
+    """A small chart per metric of one run, updated while the run's cell executes."""
+
+    _esm = STATIC / "live.js"
+    _css = STATIC / "live.css"
+
+    run_name = traitlets.Unicode("").tag(sync=True)
+    series = traitlets.Dict().tag(sync=True)  # {key: {"step": [...], "value": [...]}}
+    running = traitlets.Bool(True).tag(sync=True)
+
+    def __init__(self, store, run_id: str, run_name: str, interval: float = INTERVAL) -> None:
+        super().__init__(run_name=run_name)
+        self._store, self._run_id, self._interval = store, run_id, interval
+        self._lock = threading.Lock()
+        self._points: dict[str, Series] = {}
+        self._changed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="nbtrack-live", daemon=True)
+        store.write_listeners.append(self._on_batch)
+        self._thread.start()
+
+    def _on_batch(self, batch) -> None:
+        run_id = self._run_id
+        with self._lock:
+            for row in batch.metrics:
+                if row[0] == run_id:
+                    self._points.setdefault(row[1], Series()).add(row[3], row[2])
+                    self._changed = True
+        if self._stop.is_set():  # the cell is over: this was its last write
+            self._push()
+            self._detach()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._store.write_soon()
+            self._push()
+
+    def _push(self) -> None:
+        with self._lock:
+            if not self._changed:
+                return
+            self._changed = False
+            series = {k: {"step": list(s.steps), "value": list(s.values)}
+                      for k, s in sorted(self._points.items())}
+        self.series = series
+
+    def _detach(self) -> None:
+        with contextlib.suppress(ValueError):  # already detached
+            self._store.write_listeners.remove(self._on_batch)
+
+    def finish(self) -> None:
+        """The cell ended: stop polling; the run's last write brings the final points."""
+        self._stop.set()
+        self.running = False
+        self._store.write_soon()
+        if not len(self._store._pending):  # nothing left to write: finish now
+            self._push()
+            self._detach()
+
+    @property
+    def has_points(self) -> bool:
+        """Whether any metric value of the run reached the chart."""
+        with self._lock:
+            return bool(self._points)
