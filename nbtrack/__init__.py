@@ -66,18 +66,15 @@ def autolog(disable: bool = False, log_models: bool = True, log_input_examples: 
                   log_input_examples=log_input_examples, silent=silent)
 
 
-def compare(experiment=None, filter: str = "", runs=None, order_by=None, columns=None):
-    """An inline dashboard comparing runs (see ``nbtrack.widgets.compare.compare``)."""
-    from nbtrack.widgets.compare import compare as make
-
-    return make(experiment, filter=filter, runs=runs, order_by=order_by, columns=columns)
-
-
 _LAZY_MODULES = ("models", "pyfunc", "sklearn")
 
 
 def __getattr__(name: str):
-    # flavor modules load on first use, keeping `import nbtrack` light
+    # widgets and flavor modules load on first use, keeping `import nbtrack` light
+    if name == "compare":
+        from nbtrack.widgets.compare import compare
+
+        return compare
     if name in _LAZY_MODULES:
         import importlib
 

@@ -186,3 +186,36 @@ def test_importance_explains_when_there_is_too_little(taxi_runs):
     widget.importance_metric = "metrics.rmse"
     assert widget.importance["rows"] == []
     assert widget.importance["note"].startswith("Needs at least 3 runs")
+
+
+def test_auto_refresh_follows_other_processes(taxi_runs, store_dir):
+    import subprocess
+    import sys
+    import time
+
+    widget = nbtrack.compare("nyc-taxi", auto_refresh=True)
+    widget.refresh_interval = 0.1
+    code = ("import nbtrack, sys; nbtrack.set_tracking_uri(sys.argv[1]); "
+            "nbtrack.set_experiment('nyc-taxi'); r = nbtrack.start_run(); "
+            "nbtrack.log_metric('rmse', 0.5); nbtrack.end_run()")
+    done = subprocess.run([sys.executable, "-c", code, str(store_dir)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 20
+    while widget.row_count < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert widget.row_count == 5
+    widget.auto_refresh = False
+    widget.close()
+
+
+def test_text_fallback_keeps_the_first_rows(taxi_runs):
+    widget = nbtrack.compare("nyc-taxi", order_by=["metrics.rmse ASC"])
+    text = widget._repr_mimebundle_()[0]["text/plain"] if isinstance(
+        widget._repr_mimebundle_(), tuple) else widget._repr_mimebundle_()["text/plain"]
+    lines = text.splitlines()
+    assert lines[0] == "<nbtrack compare: 4 runs in nyc-taxi>"
+    assert lines[1].split()[:3] == ["run_name", "status", "metrics.rmse"]
+    assert lines[2].split()[:3] == ["run-1", "FINISHED", "3.9"]
+    assert len(lines) == 6
+    assert "... 2 more" in widget.snapshot_text(rows=2)

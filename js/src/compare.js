@@ -66,6 +66,10 @@ function render({ model, el }) {
       kernel.expect();
     },
     onColumns: (columns) => save("columns", columns),
+    onAuto: (on) => {
+      model.set("auto_refresh", on);
+      model.save_changes();
+    },
   });
   const table = createTable(body, {
     onSort: (column) => save("order_by", nextOrder(model.get("order_by"), column, model.get("columns"))),
@@ -107,6 +111,7 @@ function render({ model, el }) {
       available: model.get("available_columns"),
       columns: model.get("columns"),
       status: model.get("status"),
+      autoRefresh: model.get("auto_refresh"),
     });
     table.update(data, {
       columns: model.get("columns").filter((c) => data.names.includes(c)),
@@ -133,7 +138,7 @@ function render({ model, el }) {
     "change:importance": () => drawPanel(false),
   };
   for (const name of ["change:filter", "change:filter_error", "change:columns", "change:order_by",
-    "change:status", "change:available_columns"]) handlers[name] = drawTable;
+    "change:status", "change:available_columns", "change:auto_refresh"]) handlers[name] = drawTable;
   const answering = Object.fromEntries(Object.entries(handlers).map(([event, handler]) => [
     event, (...args) => {
       kernel.answered();

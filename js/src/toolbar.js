@@ -2,7 +2,7 @@
 import { columnLabel, groupColumns, toggleColumn } from "./columns.js";
 
 /** Build the toolbar in `el`; returns `{update(state)}`. */
-export function createToolbar(el, { onFilter, onRefresh, onColumns }) {
+export function createToolbar(el, { onFilter, onRefresh, onColumns, onAuto }) {
   const bar = document.createElement("div");
   bar.className = "nbt-toolbar";
   const input = document.createElement("input");
@@ -13,6 +13,13 @@ export function createToolbar(el, { onFilter, onRefresh, onColumns }) {
   refresh.className = "nbt-refresh";
   refresh.textContent = "↻ Refresh";
   refresh.title = "Read the store again";
+  const auto = document.createElement("label");
+  auto.className = "nbt-auto";
+  auto.title = "Refresh whenever the store changes";
+  const autoBox = document.createElement("input");
+  autoBox.type = "checkbox";
+  autoBox.onchange = () => onAuto(autoBox.checked);
+  auto.append(autoBox, " auto");
   const chooser = document.createElement("details");
   chooser.className = "nbt-columns";
   const summary = document.createElement("summary");
@@ -22,7 +29,7 @@ export function createToolbar(el, { onFilter, onRefresh, onColumns }) {
   chooser.append(summary, menu);
   const status = document.createElement("span");
   status.className = "nbt-status";
-  bar.append(input, refresh, chooser, status);
+  bar.append(input, refresh, auto, chooser, status);
   const error = document.createElement("div");
   error.className = "nbt-filter-error";
   el.append(bar, error);
@@ -56,7 +63,8 @@ export function createToolbar(el, { onFilter, onRefresh, onColumns }) {
   }
 
   return {
-    update({ filter, filterError, available, columns, status: text }) {
+    update({ filter, filterError, available, columns, status: text, autoRefresh }) {
+      autoBox.checked = autoRefresh;
       if (document.activeElement !== input) input.value = filter;
       error.textContent = filterError;
       error.hidden = !filterError;

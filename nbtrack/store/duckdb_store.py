@@ -184,6 +184,17 @@ class DuckDBStore(ExperimentsMixin, Store):
     def _wake_writer(self) -> None:
         self._writer.wake()
 
+    def change_token(self) -> tuple:
+        """Changes whenever this or another process writes to the store (a cheap stat)."""
+        token = [len(self._pending)]
+        for path in (self.db_path, self.db_path.with_name(self.db_path.name + ".wal")):
+            try:
+                stat = path.stat()
+                token += [stat.st_mtime_ns, stat.st_size]
+            except FileNotFoundError:
+                token += [0, 0]
+        return tuple(token)
+
     def write_soon(self) -> None:
         """Ask the background writer to write what is pending now, without waiting for it."""
         if len(self._pending):

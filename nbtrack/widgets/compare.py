@@ -6,6 +6,8 @@ setting ``order_by`` or ``filter``) and receives the matching rows as Arrow IPC 
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import anywidget
@@ -16,12 +18,13 @@ from nbtrack.exceptions import FilterSyntaxError, NbtrackError
 from nbtrack.widgets.brush import brush_filter
 from nbtrack.widgets.diff import run_diff
 from nbtrack.widgets.importance import parameter_importance
-from nbtrack.widgets.payload import run_ids_filter, to_ipc
+from nbtrack.widgets.payload import from_ipc, run_ids_filter, to_ipc
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 MAX_ROWS = 50_000
 MAX_CURVES = 20  # selected runs drawn as curves
 MAX_DIFF = 6  # selected runs compared in the diff
+SNAPSHOT_ROWS = 10  # rows in the text fallback
 DEFAULT_COLUMNS = 20
 
 
@@ -48,11 +51,13 @@ class CompareWidget(anywidget.AnyWidget):
     diff = traitlets.Dict().tag(sync=True)
     importance_metric = traitlets.Unicode("").tag(sync=True)
     importance = traitlets.Dict().tag(sync=True)
+    auto_refresh = traitlets.Bool(False).tag(sync=True)
+    refresh_interval = traitlets.Float(2.0).tag(sync=True)
 
     def __init__(self, client, experiment_ids: list[str], experiment_names: list[str],
                  filter: str = "", runs: list[str] | None = None,
                  order_by: list[str] | None = None, columns: list[str] | None = None,
-                 max_rows: int = MAX_ROWS) -> None:
+                 max_rows: int = MAX_ROWS, auto_refresh: bool = False) -> None:
         super().__init__(experiment_names=experiment_names, filter=filter or "",
                          order_by=order_by or ["start_time DESC"])
         self._client = client
@@ -70,6 +75,9 @@ class CompareWidget(anywidget.AnyWidget):
                      names=["selected_run_ids", "curve_metric"])
         self.observe(lambda _: self.update_importance(), names=["importance_metric"])
         self.on_msg(self._on_message)
+        self._watcher: threading.Thread | None = None
+        self.observe(self._on_auto_refresh, names=["auto_refresh"])
+        self.auto_refresh = auto_refresh
 
     # data --------------------------------------------------------------------------------
     def _key_counts(self) -> dict[str, int]:
@@ -143,6 +151,26 @@ class CompareWidget(anywidget.AnyWidget):
             ViewType.ACTIVE_ONLY, self.max_rows, None, [*keys, metric])
         self.importance = parameter_importance(table.to_pandas(), metric)
 
+    def _on_auto_refresh(self, change) -> None:
+        if change["new"] and (self._watcher is None or not self._watcher.is_alive()):
+            self._watcher = threading.Thread(target=self._watch, name="nbtrack-compare-refresh",
+                                             daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        """While ``auto_refresh`` is on, refresh when the store changes (checked by a stat)."""
+        store = self._client.store
+        token = store.change_token()
+        while self.auto_refresh and self.comm is not None:
+            time.sleep(self.refresh_interval)
+            now = store.change_token()
+            if now != token:
+                try:
+                    self.refresh()
+                except Exception as exc:  # keep watching; say what went wrong
+                    self.status = f"auto refresh failed: {exc}"
+                token = store.change_token()
+
     def _on_message(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("type") == "refresh":
             self.refresh()
@@ -152,13 +180,36 @@ class CompareWidget(anywidget.AnyWidget):
         text = f"<nbtrack compare: {self.status or 'no runs'} in {where}"
         return text + (f", filter {self.filter!r}>" if self.filter else ">")
 
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget, with a text table of the first rows for front ends without it.
+
+        JupyterLab shows the text when the widget's kernel is gone (a reopened notebook).
+        """
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/plain"] = self.snapshot_text()
+        return bundle
+
+    def snapshot_text(self, rows: int = SNAPSHOT_ROWS) -> str:
+        """``repr`` plus the first rows as a text table (the last data, kept in the output)."""
+        if not self.table:
+            return repr(self)
+        table = from_ipc(self.table).slice(0, rows)
+        shown = ["run_name", "status", *self.columns[:5]]
+        frame = table.select([c for c in shown if c in table.column_names]).to_pandas()
+        more = f"\n... {self.total_count - len(frame):,} more" if self.total_count > len(
+            frame) else ""
+        return f"{self!r}\n{frame.to_string(index=False)}{more}"
+
 
 def compare(experiment: str | list[str] | None = None, filter: str = "",
             runs: list[str] | None = None, order_by: list[str] | None = None,
-            columns: list[str] | None = None) -> CompareWidget:
+            columns: list[str] | None = None, auto_refresh: bool = False) -> CompareWidget:
     """A widget comparing runs of ``experiment`` (a name or names; default: the active one).
 
-    ``filter`` takes the search grammar; ``runs`` limits it to those run ids.
+    ``filter`` takes the search grammar; ``runs`` limits it to those run ids;
+    ``auto_refresh`` re-reads the store whenever it changes (checked every 2 s).
     """
     from nbtrack.tracking import fluent
 
@@ -175,4 +226,4 @@ def compare(experiment: str | list[str] | None = None, filter: str = "",
         ids = [fluent._default_experiment_id(client)]
         names = [client.get_experiment(ids[0]).name]
     return CompareWidget(client, ids, names, filter=filter, runs=runs, order_by=order_by,
-                         columns=columns)
+                         columns=columns, auto_refresh=auto_refresh)
