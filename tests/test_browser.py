@@ -63,6 +63,7 @@ def _rmse_column(page) -> list[float]:
 
 def test_compare_widget_in_jupyterlab(page):
     page.wait_for_selector(".jp-Notebook", state="visible")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     page.locator(".jp-Notebook").click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()

@@ -56,6 +56,7 @@ function render({ model, el }) {
   let data = decodeTable(model.get("table"));
   let plotData = data;
   let active = "parcoords";
+  let panelTimer = null;
 
   const toolbar = createToolbar(top, {
     onFilter: (text) => {
@@ -124,10 +125,14 @@ function render({ model, el }) {
   const handlers = {
     "change:table": () => {
       data = decodeTable(model.get("table"));
-      const brushed = Object.keys(model.get("brush")).length > 0;
-      if (!brushed) plotData = data; // a brush narrows the table, never the plot's lines
+      el.dataset.tableVersion = String(Number(el.dataset.tableVersion ?? 0) + 1);
       drawTable();
-      drawPanel(!brushed);
+      // a brush narrows the table, never the plot's lines; a new order leaves them as they are
+      const brushed = Object.keys(model.get("brush")).length > 0;
+      const fresh = !brushed && model.get("table_reason") !== "order";
+      if (fresh) plotData = data;
+      clearTimeout(panelTimer);
+      panelTimer = setTimeout(() => drawPanel(fresh), 0); // the table first, then the charts
     },
     "change:selected_run_ids": () => {
       drawTable();
@@ -150,6 +155,7 @@ function render({ model, el }) {
   return () => {
     for (const [event, handler] of Object.entries(answering)) model.off(event, handler);
     kernel.stop();
+    clearTimeout(panelTimer);
     parcoords.destroy();
     table.destroy();
   };

@@ -135,6 +135,7 @@ class ConnectionManager:
             while True:
                 try:
                     conn = duckdb.connect(str(self.db_path))
+                    conn.execute("SET enable_progress_bar = false")  # no bars in notebooks
                     break
                 except duckdb.IOException as exc:
                     text = str(exc)

@@ -41,6 +41,7 @@ class CompareWidget(anywidget.AnyWidget):
     columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
     available_columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
     table = traitlets.Bytes(b"").tag(sync=True)
+    table_reason = traitlets.Unicode("rows").tag(sync=True)  # "order": same rows, re-sorted
     row_count = traitlets.Int(0).tag(sync=True)
     total_count = traitlets.Int(0).tag(sync=True)
     selected_run_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -70,7 +71,8 @@ class CompareWidget(anywidget.AnyWidget):
         self.curve_metric = metrics[0] if metrics else ""
         self.refresh()
         self.observe(self._on_query, names=["filter", "columns"])
-        self.observe(lambda _: self.refresh(), names=["order_by", "brush"])
+        self.observe(lambda _: self.refresh(reason="order"), names=["order_by"])
+        self.observe(lambda _: self.refresh(), names=["brush"])
         self.observe(lambda _: self._update_selection_views(),
                      names=["selected_run_ids", "curve_metric"])
         self.observe(lambda _: self.update_importance(), names=["importance_metric"])
@@ -103,8 +105,12 @@ class CompareWidget(anywidget.AnyWidget):
             self.brush = {}
         self.refresh()
 
-    def refresh(self) -> None:
-        """Query the store again with the current filter, order and columns."""
+    def refresh(self, reason: str = "rows") -> None:
+        """Query the store again with the current filter, order and columns.
+
+        ``reason`` tells the front end whether the rows may differ (``"rows"``) or are the same
+        rows in a new order (``"order"``), which needs no redraw of the charts.
+        """
         from nbtrack.search.parser import parse_filter
 
         try:
@@ -115,18 +121,21 @@ class CompareWidget(anywidget.AnyWidget):
         except (FilterSyntaxError, NbtrackError) as exc:
             self.filter_error = str(exc)
             return
-        self.filter_error = ""
-        self.available_columns = list(self._key_counts())
-        self.table = to_ipc(table)
-        self.row_count, self.total_count = len(table), total
         shown = set(table.column("run_id").to_pylist())
         kept = [r for r in self.selected_run_ids if r in shown]
-        if kept != self.selected_run_ids:
-            self.selected_run_ids = kept
-        else:
-            self._update_selection_views()
-        self.status = (f"{total:,} runs" if total <= len(table)
-                       else f"showing {len(table):,} of {total:,} runs: narrow the filter")
+        with self.hold_sync():  # one message to the front end
+            self.filter_error = ""
+            if reason != "order":
+                self.available_columns = list(self._key_counts())
+            self.table_reason = reason
+            self.table = to_ipc(table)
+            self.row_count, self.total_count = len(table), total
+            self.status = (f"{total:,} runs" if total <= len(table)
+                           else f"showing {len(table):,} of {total:,} runs: narrow the filter")
+            if kept != self.selected_run_ids:
+                self.selected_run_ids = kept
+            elif reason != "order":
+                self._update_selection_views()
 
     def _update_selection_views(self) -> None:
         """Curves and diff follow the selected runs."""
