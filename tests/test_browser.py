@@ -1,8 +1,8 @@
-"""The compare widget in real JupyterLab, in headless Chromium (Debian's package, Playwright).
+"""The compare widget in real JupyterLab 4 and Notebook 7, in headless Chromium (Playwright).
 
-JupyterLab runs on a loopback port; the example notebook runs in it; the dashboard must show
-its rows, re-sort them when a metric header is clicked, and narrow them when an axis of the
-parallel-coordinates plot is brushed. A screenshot is saved under ``test-screenshots/``.
+The front end runs on a loopback port; the example notebook runs in it; the dashboard must
+show its rows, re-sort them when a metric header is clicked, and narrow them when an axis of
+the parallel-coordinates plot is brushed. A screenshot is saved under ``test-screenshots/``.
 """
 
 from __future__ import annotations
@@ -26,18 +26,29 @@ if CHROMIUM is None and os.environ.get("NBTRACK_REQUIRE_BROWSER"):
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=_MISSING)
 
 
+# front end -> (server module, notebook URL path)
+FRONT_ENDS = {"jupyterlab": ("jupyterlab", "/lab/tree/compare.ipynb"),
+              "notebook7": ("notebook", "/notebooks/compare.ipynb")}
+
+
+@pytest.fixture(params=sorted(FRONT_ENDS))
+def front_end(request):
+    return request.param
+
+
 @pytest.fixture
-def lab(tmp_path):
+def lab(tmp_path, front_end):
     root = tmp_path / "lab"
     root.mkdir()
     shutil.copy(ROOT / "notebooks" / "compare.ipynb", root / "compare.ipynb")
     env = {"NBTRACK_TRACKING_URI": str(tmp_path / "store")}
-    with jupyter_server(root, tmp_path / "runtime", app="jupyterlab", extra_env=env) as server:
+    app = FRONT_ENDS[front_end][0]
+    with jupyter_server(root, tmp_path / "runtime", app=app, extra_env=env) as server:
         yield server
 
 
 @pytest.fixture
-def page(lab):
+def page(lab, front_end):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -45,7 +56,7 @@ def page(lab):
                                              args=["--no-sandbox", "--disable-gpu"])
         context = browser.new_page(viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(60_000)
-        context.goto(f"{lab.url}/lab/tree/compare.ipynb?token={lab.token}")
+        context.goto(f"{lab.url}{FRONT_ENDS[front_end][1]}?token={lab.token}")
         yield context
         browser.close()
 
@@ -61,7 +72,7 @@ def _rmse_column(page) -> list[float]:
     return [float(text) for text in cells.all_inner_texts()]
 
 
-def test_compare_widget_in_jupyterlab(page):
+def test_compare_widget_in_the_browser(page, front_end):
     page.wait_for_selector(".jp-Notebook", state="visible")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     page.locator(".jp-Notebook").click()
@@ -111,4 +122,4 @@ def test_compare_widget_in_jupyterlab(page):
     assert widget.locator(".nbt-toolbar .nbt-status").inner_text() == f"{narrowed} runs"
 
     SCREENSHOTS.mkdir(exist_ok=True)
-    widget.screenshot(path=str(SCREENSHOTS / "compare-widget.png"))
+    widget.screenshot(path=str(SCREENSHOTS / f"compare-widget-{front_end}.png"))
