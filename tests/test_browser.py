@@ -49,6 +49,7 @@ def lab(tmp_path, front_end):
 
 @pytest.fixture
 def page(lab, front_end):
+    """A Chromium page on the example notebook (``page.lab`` is the server)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -57,6 +58,7 @@ def page(lab, front_end):
         context = browser.new_page(viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(60_000)
         context.goto(f"{lab.url}{FRONT_ENDS[front_end][1]}?token={lab.token}")
+        context.lab = lab
         yield context
         browser.close()
 
@@ -123,3 +125,35 @@ def test_compare_widget_in_the_browser(page, front_end):
 
     SCREENSHOTS.mkdir(exist_ok=True)
     widget.screenshot(path=str(SCREENSHOTS / f"compare-widget-{front_end}.png"))
+
+
+def _kill_kernel(lab) -> None:
+    """Kill the notebook's kernel process outright, as a crash would."""
+    import psutil
+
+    (session,) = lab.api("/api/sessions")
+    marker = f"kernel-{session['kernel']['id']}.json"
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(marker in part for part in proc.info["cmdline"] or []):
+            proc.kill()
+            return
+    raise AssertionError("the kernel process was not found")
+
+
+@pytest.mark.parametrize("front_end", ["jupyterlab"])
+def test_a_widget_that_loses_its_kernel_keeps_its_data(page, front_end):
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    page.locator(".jp-Notebook").click()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.locator(".nbtrack-compare").nth(1).wait_for(state="visible", timeout=180_000)
+    widget = page.locator(".nbtrack-compare").first
+    _kill_kernel(page.lab)
+    page.get_by_role("dialog").get_by_role("button", name="Ok").click()  # "kernel died"
+    widget.locator(".nbt-header [data-column='metrics.rmse']").click()  # ask; no answer comes
+    note = widget.locator(".nbt-kernel-note")
+    note.wait_for(state="visible", timeout=20_000)
+    assert note.inner_text().startswith("No answer from the kernel")
+    assert widget.get_attribute("data-rows") == "48"  # the last data stays
+    assert widget.locator(".nbt-body-row").count() > 10
+    widget.screenshot(path=str(SCREENSHOTS / "compare-widget-no-kernel.png"))
