@@ -126,6 +126,18 @@ def test_compare_widget_in_the_browser(page, front_end):
     SCREENSHOTS.mkdir(exist_ok=True)
     widget.screenshot(path=str(SCREENSHOTS / f"compare-widget-{front_end}.png"))
 
+    # select two rows (click, shift-click): their curves and their diff come from the kernel
+    rows = widget.locator(".nbt-body-row")
+    rows.nth(0).click()
+    rows.nth(1).click(modifiers=["Shift"])
+    assert widget.locator(".nbt-body-row.nbt-selected").count() == 2
+    widget.locator(".nbt-tabs [data-tab='diff']").click()
+    widget.locator(".nbt-diff-table").first.wait_for(state="visible")
+    assert widget.locator(".nbt-code-title").first.inner_text().startswith("code: trial-")
+    widget.locator(".nbt-tabs [data-tab='curves']").click()
+    widget.locator(".nbt-curves .main-svg").first.wait_for(state="visible")
+    assert widget.locator(".nbt-curves .scatterlayer .trace").count() == 2
+
 
 def _kill_kernel(lab) -> None:
     """Kill the notebook's kernel process outright, as a crash would."""
