@@ -57,6 +57,11 @@ def load_ipython_extension(ipython) -> None:
     load(ipython)
 
 
+def register_model(model_uri: str, name: str, tags: dict | None = None):
+    """Register the model at ``model_uri`` (e.g. ``runs:/<run_id>/model``) as a new version."""
+    return Client().register_model(model_uri, name, tags=tags)
+
+
 def autolog(disable: bool = False, log_models: bool = True, log_input_examples: bool = True,
             silent: bool = False) -> list[str]:
     """Autolog every supported library that is installed (scikit-learn); see its docs."""
@@ -75,6 +80,10 @@ def __getattr__(name: str):
         from nbtrack.widgets.compare import compare
 
         return compare
+    if name == "promote":
+        from nbtrack.promotion import promote
+
+        return promote
     if name in _LAZY_MODULES:
         import importlib
 
@@ -120,6 +129,8 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "promote",
+    "register_model",
     "search_experiments",
     "search_runs",
     "set_experiment",

@@ -83,8 +83,19 @@ def die_while_running(store: str) -> None:
     os._exit(0)
 
 
+def register_versions(store: str, name: str, count: int, source: str) -> None:
+    """Register ``count`` versions of ``name``; print the numbers received, one per line."""
+    import nbtrack
+
+    nbtrack.set_tracking_uri(store)
+    client = nbtrack.Client()
+    for _ in range(count):
+        print(client.create_model_version(name, source).version, flush=True)
+
+
 if __name__ == "__main__":
     name, *args = sys.argv[1:]
     parsed = [float(a) if "." in a and a.replace(".", "").isdigit() else
               int(a) if a.isdigit() else a for a in args]
     globals()[name](*parsed)
+

@@ -1,8 +1,10 @@
 """Putting a saved model folder into a run, and finding a model folder from a model URI.
 
-Accepted URIs: ``runs:/<run_id>/<path>``, ``file:///abs/path`` and plain local paths. Loading
-checks every file's sha256 against the model's manifest, and for ``runs:/`` also against the
-store's artifact index, so a model changed on disk is refused.
+Accepted URIs: ``runs:/<run_id>/<path>``; ``models:/<name>/<version>``,
+``models:/<name>/<stage>`` and ``models:/<name>@<alias>`` (through the registry);
+``file:///abs/path`` and plain local paths. Loading checks every file's sha256 against the
+model's manifest, and for ``runs:/`` also against the store's artifact index, so a model
+changed on disk is refused.
 """
 
 from __future__ import annotations
@@ -80,9 +82,20 @@ def _check_against_index(client, run_id: str, folder: Path, prefix: str) -> None
             )
 
 
-def resolve(model_uri: str | Path) -> tuple[Path, Model]:
+def local_folder(text: str) -> Path:
+    """The folder of a ``file://`` URI or a local path, made absolute."""
+    return Path(text.removeprefix("file://")).expanduser().resolve()
+
+
+def resolve(model_uri: str | Path, _depth: int = 0) -> tuple[Path, Model]:
     """The local folder of a model URI and its ``MLmodel``, after the integrity checks."""
     text = str(model_uri)
+    if text.startswith("models:/"):
+        from nbtrack.tracking.client import Client
+
+        if _depth > 3:
+            raise NbtrackError(f"{text!r} refers to registered models in a loop.")
+        return resolve(Client().resolve_model_version(text).source, _depth + 1)
     if text.startswith("runs:/"):
         from nbtrack.tracking.client import Client
 
@@ -100,11 +113,12 @@ def resolve(model_uri: str | Path) -> tuple[Path, Model]:
         _check_against_index(client, run_id, folder, relative)
     elif "://" in text and not text.startswith("file://"):
         raise NbtrackError(
-            f"Cannot load a model from {text!r}. Give runs:/<run_id>/<path>, file:///path or "
-            "a local folder written by save_model."
+            f"Cannot load a model from {text!r}. Give runs:/<run_id>/<path>, "
+            "models:/<name>/<version or stage>, models:/<name>@<alias>, file:///path or a "
+            "local folder written by save_model."
         )
     else:
-        folder = Path(text.removeprefix("file://")).expanduser()
+        folder = local_folder(text)
     model = Model.load(folder)
     verify_files(folder, model)
     return folder, model

@@ -33,6 +33,7 @@ from nbtrack.store.batch_writer import write_batch
 from nbtrack.store.connection import ConnectionManager, _float_env
 from nbtrack.store.experiments import ARTIFACTS_DIR, ExperimentsMixin
 from nbtrack.store.locking import StoreLock
+from nbtrack.store.model_registry import RegistryMixin
 from nbtrack.store.pending import PendingWrites
 from nbtrack.store.worker import BackgroundWriter
 
@@ -55,7 +56,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class DuckDBStore(ExperimentsMixin, Store):
+class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
     """A store in a local folder: ``store.duckdb``, ``artifacts/`` and the lock files."""
 
     def __init__(self, root: str | os.PathLike, db_file: str = DB_FILE) -> None:

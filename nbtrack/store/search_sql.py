@@ -192,36 +192,51 @@ _EXPERIMENT_SQL = {
 }
 
 
-def experiment_where(node: Node | None, params: list) -> str:
-    """A WHERE clause over experiments aliased ``e`` (attributes and ``tags.<key>``)."""
+def entity_where(node: Node | None, params: list, columns: dict[str, str],
+                 tag_exists: str) -> str:
+    """A WHERE clause for entities with attributes and ``tags.<key>`` (experiments, models).
+
+    ``columns`` maps attribute names to SQL columns; ``tag_exists`` is the start of an EXISTS
+    over the entity's tags, with one ``?`` for the key and its value as ``t.value``.
+    """
     if node is None:
         return "TRUE"
     if isinstance(node, (And, Or)):
         joiner = " AND " if isinstance(node, And) else " OR "
-        return "(" + joiner.join(experiment_where(n, params) for n in node.items) + ")"
+        return "(" + joiner.join(entity_where(n, params, columns, tag_exists)
+                                 for n in node.items) + ")"
     if isinstance(node, Not):
-        return "(NOT " + experiment_where(node.item, params) + ")"
+        return "(NOT " + entity_where(node.item, params, columns, tag_exists) + ")"
     if node.entity == ATTRIBUTE:
-        column = _EXPERIMENT_SQL[node.key]
+        column = columns[node.key]
         if node.op in ("IS NULL", "IS NOT NULL"):
             return f"({column} {node.op})"
         return f"coalesce({_value_test(column, node, params, numeric=False)}, FALSE)"
     params.append(node.key)
-    exists = ("EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id "
-              "AND t.key = ?")
     if node.op == "IS NULL":
-        return "NOT " + exists + ")"
+        return "NOT " + tag_exists + ")"
     if node.op == "IS NOT NULL":
-        return exists + ")"
-    return exists + " AND " + _value_test("t.value", node, params, numeric=False) + ")"
+        return tag_exists + ")"
+    return tag_exists + " AND " + _value_test("t.value", node, params, numeric=False) + ")"
+
+
+def entity_order(keys: list[OrderKey], columns: dict[str, str], tie_break: str) -> str:
+    """ORDER BY over attribute keys, then ``tie_break``."""
+    order = []
+    for key in keys:
+        if key.entity != ATTRIBUTE:
+            raise ValueError(f"Order by attributes only, not by {key.entity} {key.key!r}.")
+        order.append(f"{columns[key.key]} {'ASC' if key.ascending else 'DESC'}")
+    return ", ".join([*order, tie_break])
+
+
+def experiment_where(node: Node | None, params: list) -> str:
+    """A WHERE clause over experiments aliased ``e`` (attributes and ``tags.<key>``)."""
+    return entity_where(node, params, _EXPERIMENT_SQL,
+                        "EXISTS (SELECT 1 FROM experiment_tags t "
+                        "WHERE t.experiment_id = e.experiment_id AND t.key = ?")
 
 
 def experiment_order(keys: list[OrderKey]) -> str:
     """ORDER BY for experiments: attribute keys, then the id as a tie-break."""
-    order = []
-    for key in keys:
-        if key.entity != ATTRIBUTE:
-            raise ValueError("Experiments can be ordered by their attributes only, "
-                             f"not by {key.entity} {key.key!r}.")
-        order.append(f"{_EXPERIMENT_SQL[key.key]} {'ASC' if key.ascending else 'DESC'}")
-    return ", ".join([*order, "CAST(e.experiment_id AS BIGINT)"])
+    return entity_order(keys, _EXPERIMENT_SQL, "CAST(e.experiment_id AS BIGINT)")

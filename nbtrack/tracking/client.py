@@ -29,13 +29,14 @@ from nbtrack.exceptions import InvalidValueError, NotFoundError
 from nbtrack.store.registry import get_store
 from nbtrack.tracking import names, serialize
 from nbtrack.tracking.names import _valid_keys, check_key, metric_value
+from nbtrack.tracking.registry_client import RegistryClientMixin
 
 SEARCH_MAX_RESULTS = 1000
 EXPERIMENT_CHECK_SECONDS = 5.0
 
 
 
-class Client:
+class Client(RegistryClientMixin):
     """Work with experiments and runs by id.
 
     Args:

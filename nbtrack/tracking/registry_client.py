@@ -1,0 +1,241 @@
+"""The model registry on ``Client``, with MLflow's method names."""
+
+from __future__ import annotations
+
+from nbtrack.exceptions import NbtrackError, NotFoundError
+from nbtrack.registry_entities import ModelVersion, RegisteredModel, check_stage
+
+SEARCH_MAX_RESULTS = 1000
+
+
+def _vocabularies():
+    from nbtrack.search.parser import ATTRIBUTE, TAG, Vocabulary
+
+    models = Vocabulary((TAG, ATTRIBUTE), ("name", "description"),
+                        ("creation_timestamp", "last_updated_timestamp"))
+    versions = Vocabulary((TAG, ATTRIBUTE),
+                          ("name", "run_id", "source", "source_path", "current_stage",
+                           "description", "user_id"),
+                          ("version_number", "creation_timestamp", "last_updated_timestamp"))
+    return models, versions
+
+
+def split_model_uri(model_uri: str) -> tuple[str, str, str]:
+    """Split a ``models:/`` URI into ``(name, kind, reference)``.
+
+    ``models:/taxi/3`` gives kind "version", ``models:/taxi/Production`` "stage" and
+    ``models:/taxi@champion`` "alias".
+    """
+    body = model_uri[len("models:/"):].strip("/")
+    if "@" in body and "/" not in body.split("@", 1)[1]:
+        name, alias = body.rsplit("@", 1)
+        return name, "alias", alias
+    name, _, ref = body.rpartition("/")
+    if not name or not ref:
+        raise NbtrackError(f"{model_uri!r} is not a model URI; use models:/<name>/<version>, "
+                           "models:/<name>/<stage> or models:/<name>@<alias>.")
+    return name, ("version" if ref.isdigit() else "stage"), ref
+
+
+class RegistryClientMixin:
+    """Registered models and their versions, stages, aliases, tags and audit history."""
+
+    # registered models ----------------------------------------------------------------------
+    def create_registered_model(self, name: str, tags: dict | None = None,
+                                description: str | None = None) -> RegisteredModel:
+        """Create an empty registered model."""
+        self._store.create_registered_model(name, description, tags)
+        return self._store.get_registered_model(name)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """A registered model, with its latest version in each stage."""
+        return self._store.get_registered_model(name)
+
+    def search_registered_models(self, filter_string: str | None = None,
+                                 max_results: int = SEARCH_MAX_RESULTS,
+                                 order_by: list[str] | None = None) -> list[RegisteredModel]:
+        """Registered models matching a filter such as ``name LIKE '%taxi%'``."""
+        from nbtrack.search.parser import parse_filter, parse_order_by
+        from nbtrack.store.model_registry import _MODEL_COLUMNS
+        from nbtrack.store.search_sql import entity_order, entity_where
+
+        vocab, _ = _vocabularies()
+        params: list = []
+        where = entity_where(parse_filter(filter_string, vocab), params, _MODEL_COLUMNS,
+                             "EXISTS (SELECT 1 FROM registered_model_tags t "
+                             "WHERE t.name = m.name AND t.key = ?")
+        order = entity_order(parse_order_by(order_by, vocab), _MODEL_COLUMNS, "m.name")
+        return self._store.search_registered_models_where(where, params, max_results, order)
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a model (its versions follow)."""
+        self._store.rename_registered_model(name, new_name)
+        return self._store.get_registered_model(new_name)
+
+    def update_registered_model(self, name: str, description: str | None = None):
+        """Change a model's description."""
+        self._store.update_registered_model(name, description)
+        return self._store.get_registered_model(name)
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a model and all its versions (the audit log keeps the record)."""
+        self._store.delete_registered_model(name)
+
+    def set_registered_model_tag(self, name: str, key: str, value) -> None:
+        """Set a tag on a registered model."""
+        self._store.set_registered_model_tag(name, key, str(value))
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        """Remove a tag from a registered model."""
+        self._store.set_registered_model_tag(name, key, None)
+
+    # versions --------------------------------------------------------------------------------
+    def create_model_version(self, name: str, source: str, run_id: str | None = None,
+                             tags: dict | None = None,
+                             description: str | None = None) -> ModelVersion:
+        """Add a version from a model's location (numbered 1, 2, ... per name)."""
+        return self._store.create_model_version(name, str(source), run_id, description, tags)
+
+    def register_model(self, model_uri: str, name: str, tags: dict | None = None,
+                       description: str | None = None) -> ModelVersion:
+        """Register the model at ``model_uri`` (``runs:/<id>/model`` or a folder) as ``name``."""
+        from nbtrack.models import store_io
+
+        _, model = store_io.resolve(model_uri)  # a clear error if there is no model there
+        text = str(model_uri)
+        source = text if text.startswith(("runs:/", "models:/")) else str(
+            store_io.local_folder(text))
+        run_id = text[len("runs:/"):].split("/", 1)[0] if text.startswith("runs:/") \
+            else model.run_id
+        return self.create_model_version(name, source, run_id, tags, description)
+
+    def get_model_version(self, name: str, version) -> ModelVersion:
+        """One version of a registered model."""
+        return self._store.get_model_version(name, version)
+
+    def search_model_versions(self, filter_string: str | None = None,
+                              max_results: int = SEARCH_MAX_RESULTS,
+                              order_by: list[str] | None = None) -> list[ModelVersion]:
+        """Versions matching a filter such as ``name = 'taxi' AND tags.team = 'ml'``."""
+        from nbtrack.search.parser import parse_filter, parse_order_by
+        from nbtrack.store.model_registry import _VERSION_COLUMNS
+        from nbtrack.store.search_sql import entity_order, entity_where
+
+        _, vocab = _vocabularies()
+        params: list = []
+        where = entity_where(parse_filter(filter_string, vocab), params, _VERSION_COLUMNS,
+                             "EXISTS (SELECT 1 FROM model_version_tags t WHERE t.name = v.name "
+                             "AND t.version = v.version AND t.key = ?")
+        order = entity_order(parse_order_by(order_by, vocab), _VERSION_COLUMNS,
+                             "v.name, v.version DESC")
+        return self._store.search_model_versions_where(where, params, max_results, order)
+
+    def update_model_version(self, name: str, version, description: str | None = None):
+        """Change a version's description."""
+        self._store.update_model_version(name, version, description)
+        return self._store.get_model_version(name, version)
+
+    def delete_model_version(self, name: str, version) -> None:
+        """Delete one version."""
+        self._store.delete_model_version(name, version)
+
+    def set_model_version_tag(self, name: str, version, key: str, value) -> None:
+        """Set a tag on a version."""
+        self._store.set_model_version_tag(name, version, key, str(value))
+
+    def delete_model_version_tag(self, name: str, version, key: str) -> None:
+        """Remove a tag from a version."""
+        self._store.set_model_version_tag(name, version, key, None)
+
+    def transition_model_version_stage(self, name: str, version, stage: str,
+                                       archive_existing_versions: bool = False,
+                                       comment: str | None = None) -> ModelVersion:
+        """Move a version to None, Staging, Production or Archived."""
+        return self._store.transition_model_version_stage(
+            name, version, stage, archive_existing_versions, comment)
+
+    def set_registered_model_alias(self, name: str, alias: str, version) -> None:
+        """Point an alias (``champion``) at a version."""
+        self._store.set_registered_model_alias(name, alias, version)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        """Remove an alias."""
+        self._store.delete_registered_model_alias(name, alias)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points at."""
+        return self._store.get_model_version_by_alias(name, alias)
+
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list:
+        """The newest version in each stage, or in each of ``stages``."""
+        return self._store.get_latest_versions(name, stages)
+
+    def resolve_model_version(self, model_uri: str) -> ModelVersion:
+        """The version a ``models:/`` URI names (by number, stage or alias)."""
+        name, kind, ref = split_model_uri(model_uri)
+        if kind == "version":
+            return self.get_model_version(name, ref)
+        if kind == "alias":
+            return self.get_model_version_by_alias(name, ref)
+        stage = check_stage(ref)
+        found = self.get_latest_versions(name, [stage])
+        if not found:
+            raise NotFoundError(f"Registered model {name!r} has no version in {stage}. "
+                                f"Promote one with nbtrack.promote({name!r}, <version>, "
+                                f"to={stage!r}).")
+        return found[0]
+
+    # history and lineage ---------------------------------------------------------------------
+    def get_registry_events(self, name: str | None = None):
+        """The audit log (who, when, what, from, to) as a DataFrame, oldest first."""
+        import pandas as pd
+
+        frame = self._store.registry_events(name)
+        frame["time"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+        return frame
+
+    def get_model_version_at(self, name: str, stage: str, at) -> ModelVersion | None:
+        """The version that was the newest in ``stage`` at time ``at`` (datetime or ms).
+
+        Answers "what was in Production on date D" by replaying the audit log.
+        """
+        import pandas as pd
+
+        stage = check_stage(stage)
+        when = int(pd.Timestamp(at).timestamp() * 1000) if not isinstance(at, (int, float)) \
+            else int(at)
+        stages: dict[int, str] = {}
+        events = self._store.registry_events(name)
+        for row in events[events["timestamp"] <= when].itertuples():
+            if row.action == "create_version":
+                stages[int(row.version)] = "None"
+            elif row.action == "transition_stage":
+                stages[int(row.version)] = row.to_value
+            elif row.action == "delete_version":
+                stages.pop(int(row.version), None)
+            elif row.action == "delete_model":
+                stages.clear()
+        held = [v for v, s in stages.items() if s == stage]
+        if not held:
+            return None
+        try:
+            return self.get_model_version(name, max(held))
+        except NotFoundError:  # deleted since: describe it from the log
+            return None
+
+    def get_model_version_lineage(self, name: str, version) -> dict:
+        """Where a version came from: its run's params, metrics, code, data and environment."""
+        model_version = self.get_model_version(name, version)
+        if not model_version.run_id:
+            return {"model_version": model_version, "run": None}
+        run = self.get_run(model_version.run_id)
+        environment = self._store.get_environment(run.source.env_hash) \
+            if run.source.env_hash else None
+        return {
+            "model_version": model_version, "run": run, "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics), "code": run.source.code,
+            "notebook": run.source.name, "git_commit": run.source.git_commit,
+            "datasets": [{"name": i.dataset.name, "digest": i.dataset.digest,
+                          "context": i.context} for i in run.inputs.dataset_inputs],
+            "environment": environment,
+        }
