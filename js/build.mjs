@@ -11,7 +11,7 @@ const check = process.argv.includes("--check");
 const out = check ? mkdtempSync(join(tmpdir(), "nbtrack-static-")) : committed;
 
 await build({
-  entryPoints: { compare: "src/compare.js", live: "src/live.js" },
+  entryPoints: { compare: "src/compare.js", live: "src/live.js", registry: "src/registry.js" },
   bundle: true,
   format: "esm",
   minify: true,
@@ -22,7 +22,7 @@ await build({
   loader: { ".css": "empty" }, // plotly's optional map styles: not used
   define: { global: "globalThis" },
 });
-for (const name of ["compare.css", "live.css"]) copyFileSync(`src/${name}`, join(out, name));
+for (const name of ["compare.css", "live.css", "registry.css"]) copyFileSync(`src/${name}`, join(out, name));
 
 if (check) {
   const built = readdirSync(out).sort();

@@ -71,7 +71,7 @@ def autolog(disable: bool = False, log_models: bool = True, log_input_examples: 
                   log_input_examples=log_input_examples, silent=silent)
 
 
-_LAZY_MODULES = ("models", "pyfunc", "sklearn")
+_LAZY_MODULES = ("models", "promotion", "pyfunc", "sklearn")
 
 
 def __getattr__(name: str):
@@ -80,6 +80,10 @@ def __getattr__(name: str):
         from nbtrack.widgets.compare import compare
 
         return compare
+    if name == "registry":
+        from nbtrack.widgets.registry import registry
+
+        return registry
     if name == "promote":
         from nbtrack.promotion import promote
 
@@ -131,6 +135,7 @@ __all__ = [
     "log_text",
     "promote",
     "register_model",
+    "registry",
     "search_experiments",
     "search_runs",
     "set_experiment",

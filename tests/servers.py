@@ -54,7 +54,14 @@ def jupyter_server(root: Path, runtime_dir: Path, app: str = "jupyter_server",
     """Run ``python -m <app>`` (``jupyter_server`` or ``jupyterlab``) serving ``root``."""
     port, token = free_port(), secrets.token_hex(16)
     runtime_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime_dir), **(extra_env or {})}
+    settings = runtime_dir / "lab-settings"
+    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+           # a fresh workspace and settings: nothing restored from earlier runs, no news popup
+           "JUPYTERLAB_WORKSPACES_DIR": str(runtime_dir / "lab-workspaces"),
+           "JUPYTERLAB_SETTINGS_DIR": str(settings), **(extra_env or {})}
     log = open(runtime_dir / "server.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",

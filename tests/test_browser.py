@@ -26,9 +26,15 @@ if CHROMIUM is None and os.environ.get("NBTRACK_REQUIRE_BROWSER"):
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=_MISSING)
 
 
-# front end -> (server module, notebook URL path)
-FRONT_ENDS = {"jupyterlab": ("jupyterlab", "/lab/tree/compare.ipynb"),
-              "notebook7": ("notebook", "/notebooks/compare.ipynb")}
+# front end -> (server module, URL path of a notebook)
+FRONT_ENDS = {"jupyterlab": ("jupyterlab", "/lab/tree/"),
+              "notebook7": ("notebook", "/notebooks/")}
+
+
+@pytest.fixture
+def notebook():
+    """The example notebook the page opens (tests may parametrize it)."""
+    return "compare.ipynb"
 
 
 @pytest.fixture(params=sorted(FRONT_ENDS))
@@ -40,7 +46,8 @@ def front_end(request):
 def lab(tmp_path, front_end):
     root = tmp_path / "lab"
     root.mkdir()
-    shutil.copy(ROOT / "notebooks" / "compare.ipynb", root / "compare.ipynb")
+    for name in ("compare.ipynb", "registry.ipynb"):
+        shutil.copy(ROOT / "notebooks" / name, root / name)
     env = {"NBTRACK_TRACKING_URI": str(tmp_path / "store")}
     app = FRONT_ENDS[front_end][0]
     with jupyter_server(root, tmp_path / "runtime", app=app, extra_env=env) as server:
@@ -48,7 +55,7 @@ def lab(tmp_path, front_end):
 
 
 @pytest.fixture
-def page(lab, front_end):
+def page(lab, front_end, notebook):
     """A Chromium page on the example notebook (``page.lab`` is the server)."""
     from playwright.sync_api import sync_playwright
 
@@ -57,8 +64,9 @@ def page(lab, front_end):
                                              args=["--no-sandbox", "--disable-gpu"])
         context = browser.new_page(viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(60_000)
-        context.goto(f"{lab.url}{FRONT_ENDS[front_end][1]}?token={lab.token}")
+        context.goto(f"{lab.url}{FRONT_ENDS[front_end][1]}{notebook}?token={lab.token}")
         context.lab = lab
+        context.store = tmp_path_store(lab)
         yield context
         browser.close()
 
@@ -139,6 +147,49 @@ def test_compare_widget_in_the_browser(page, front_end):
     assert widget.locator(".nbt-curves .scatterlayer .trace").count() == 2
 
 
+def tmp_path_store(lab) -> Path:
+    """The store the notebooks' kernels write to."""
+    return lab.root.parent / "store"
+
+
+def _run_all(page) -> None:
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    page.locator(".jp-Notebook").click()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
+@pytest.mark.parametrize(("front_end", "notebook"), [("jupyterlab", "registry.ipynb")])
+def test_promote_from_the_registry_widget(page, front_end, notebook):
+    import nbtrack
+    from nbtrack.store import registry
+
+    _run_all(page)
+    widget = page.locator(".nbtrack-registry").first
+    widget.wait_for(state="visible", timeout=180_000)
+    row = widget.locator("tr.nbt-version[data-version='2']")
+    row.wait_for(state="visible")
+    assert row.locator(".nbt-stage").inner_text() == "None"
+    row.locator(".nbt-promote").click()
+    confirm = widget.locator(".nbt-confirm")
+    assert confirm.inner_text().startswith("Move version 2 of nyc-taxi-regressor to Production")
+    widget.locator(".nbt-confirm-yes").click()
+    widget.locator(".nbt-message.nbt-ok").wait_for(state="visible", timeout=30_000)
+    assert confirm.is_hidden()
+    assert widget.locator("tr.nbt-version[data-version='2'] .nbt-stage").inner_text() == \
+        "Production"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    widget.screenshot(path=str(SCREENSHOTS / "registry-widget.png"))
+    # the store says the same, read by another process (this one)
+    registry.forget_stores()
+    nbtrack.set_tracking_uri(page.store)
+    client = nbtrack.Client()
+    assert client.get_model_version("nyc-taxi-regressor", 2).current_stage == "Production"
+    assert client.get_model_version("nyc-taxi-regressor", 3).current_stage == "Archived"
+    assert client.get_registry_events("nyc-taxi-regressor")["action"].iloc[-1] == \
+        "transition_stage"
+
+
 def _kill_kernel(lab) -> None:
     """Kill the notebook's kernel process outright, as a crash would."""
     import psutil
@@ -154,10 +205,7 @@ def _kill_kernel(lab) -> None:
 
 @pytest.mark.parametrize("front_end", ["jupyterlab"])
 def test_a_widget_that_loses_its_kernel_keeps_its_data(page, front_end):
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-    page.locator(".jp-Notebook").click()
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    _run_all(page)
     page.locator(".nbtrack-compare").nth(1).wait_for(state="visible", timeout=180_000)
     widget = page.locator(".nbtrack-compare").first
     _kill_kernel(page.lab)

@@ -159,3 +159,28 @@ describe("curves", () => {
     expect(series.get("a")).toEqual({ step: [0, 1], time: [5, 6], value: [1, 2] });
   });
 });
+
+import { describeRequest } from "../src/registry.js";
+import { linePath } from "../src/live.js";
+
+describe("registry confirmations", () => {
+  it("says what will happen before it happens", () => {
+    expect(describeRequest("taxi", { action: "transition", version: "3", stage: "Production",
+      archive: true, require: "metrics.rmse <= current" })).toBe(
+      "Move version 3 of taxi to Production if metrics.rmse <= current, archiving the versions now in Production?");
+    expect(describeRequest("taxi", { action: "transition", version: "3", stage: "Archived",
+      archive: true })).toBe("Move version 3 of taxi to Archived?");
+    expect(describeRequest("taxi", { action: "set_alias", version: "2", alias: "champion" }))
+      .toBe("Point @champion at version 2 of taxi?");
+    expect(describeRequest("taxi", { action: "delete_alias", alias: "champion" }))
+      .toBe("Remove @champion from taxi?");
+  });
+});
+
+describe("live chart", () => {
+  it("draws a path through finite points, scaled to its box", () => {
+    expect(linePath([0, 1, 2], [1, NaN, 3])).toBe("M4.0,86.0L216.0,4.0");
+    expect(linePath([], [])).toBe("");
+    expect(linePath([5], [2])).toBe("M4.0,86.0");
+  });
+});

@@ -44,6 +44,16 @@ class LookingMagics(Magics):
         order = [o.strip("'\"") for o in args.order_by or []] or None
         return nbtrack.compare(args.experiment, filter=" ".join(args.filter), order_by=order)
 
+    @magic_arguments()
+    @argument("name", nargs="?", default=None, help="the registered model to open")
+    @argument("--require", "-r", nargs="+", default=[],
+              help="guard for promotions, e.g. metrics.rmse <= current")
+    @line_magic
+    def track_registry(self, line: str):
+        """Show the model registry: versions, stages, aliases, history, and controls."""
+        args = parse_argstring(self.track_registry, line)
+        return nbtrack.registry(args.name, require=" ".join(args.require))
+
     @line_cell_magic
     def track_sql(self, line: str, cell: str | None = None):
         """Run one read-only SELECT over the store's views and return a DataFrame.

@@ -103,6 +103,10 @@ class LiveChart(anywidget.AnyWidget):
             self._push()
             self._detach()
 
+    def __repr__(self) -> str:
+        keys = ", ".join(self.series) or "no metrics yet"
+        return f"<nbtrack live chart of run {self.run_name!r}: {keys}>"
+
     @property
     def has_points(self) -> bool:
         """Whether any metric value of the run reached the chart."""
