@@ -111,7 +111,7 @@ class TrackMagics(Magics):
     @argument("--tags", help="tags as key=value pairs, e.g. team=ml,stage=dev")
     @argument("--nested", action="store_true", help="start the run inside the active run")
     @argument("--autolog", action="store_true",
-              help="autolog scikit-learn fits in this cell: params, metrics, the model")
+              help="autolog scikit-learn and XGBoost fits in this cell: params, metrics, model")
     @argument("--no-capture", action="store_true",
               help="do not record the cell's code, git state or environment")
     @argument("--no-auto-params", action="store_true",

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 
 #: library import name -> nbtrack module whose ``autolog`` covers it
-FLAVORS = {"sklearn": "nbtrack.sklearn"}
+FLAVORS = {"sklearn": "nbtrack.sklearn", "xgboost": "nbtrack.xgboost"}
+
+#: held during an autologged fit of any library: fits nested inside it (a Pipeline's steps, an
+#: XGBRegressor inside a Pipeline, xgboost.train inside XGBRegressor.fit) log nothing of their own
+busy = threading.Lock()
 
 
 def autolog(disable: bool = False, log_models: bool = True, log_input_examples: bool = True,
@@ -24,6 +29,9 @@ def autolog(disable: bool = False, log_models: bool = True, log_input_examples: 
 
 def enabled() -> bool:
     """Whether any autolog is on now."""
+    import sys
+
     from nbtrack.models import sklearn_autolog
 
-    return sklearn_autolog.config.enabled
+    xgb = sys.modules.get("nbtrack.models.xgboost_autolog")
+    return sklearn_autolog.config.enabled or bool(xgb and xgb.config.enabled)

@@ -17,9 +17,10 @@ Logging problems are reported as warnings: they never break the user's ``fit``.
 from __future__ import annotations
 
 import functools
-import threading
 import warnings
 from dataclasses import dataclass
+
+from nbtrack.models.autolog import busy
 
 MAX_PARAM_LENGTH = 500
 
@@ -37,7 +38,6 @@ class AutologConfig:
 
 config = AutologConfig()
 _originals: dict[type, object] = {}
-_busy = threading.Lock()  # held during an autologged fit: nested and concurrent fits skip
 
 
 @functools.cache
@@ -78,12 +78,12 @@ def _warn(message: str) -> None:
 def _wrap(original):
     @functools.wraps(original)
     def fit(self, *args, **kwargs):
-        if not config.enabled or not _busy.acquire(blocking=False):
+        if not config.enabled or not busy.acquire(blocking=False):
             return original(self, *args, **kwargs)
         try:
             return _logged_fit(original, self, args, kwargs)
         finally:
-            _busy.release()
+            busy.release()
 
     fit.__nbtrack_original__ = original
     return fit
