@@ -107,6 +107,7 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
         "NBTRACK_TRACKING_URI": nbtrack.get_tracking_uri(),
         "NBTRACK_NOTEBOOK_PATH": str(notebook),
         "NBTRACK_EXPERIMENT_ID": parent.info.experiment_id,
+        "NBTRACK_LIVE": "0",  # nobody watches a headless run: no live charts
         "NBTRACK_PARENT_RUN_ID" if _has_tracked_cells(nb) else "NBTRACK_RUN_ID": run_id,
     }
     code_cells = sum(1 for c in nb.cells if c.cell_type == "code")

@@ -45,7 +45,7 @@ def test_run_records_a_parent_with_nested_cell_runs(tmp_path, store_dir, kernel_
         ("%load_ext nbtrack", []),
         ("alpha = 1.0\nmodel = 'ridge'", ["parameters"]),
         ("%%track -n fit --params alpha,model\nscore = alpha * 2", []),
-        ("%%track -n second\nx = 1", []),
+        ("%%track -n second\nimport nbtrack\nnbtrack.log_metric('m', 1.0)", []),
     ])
     code = main(["run", str(notebook), "-p", "alpha=0.5", "-p", "model=lasso", "-e", "headless",
                  "--kernel", kernel_name, "--no-progress", "-o", str(tmp_path / "out.ipynb")])
@@ -65,6 +65,10 @@ def test_run_records_a_parent_with_nested_cell_runs(tmp_path, store_dir, kernel_
     assert files == ["taxi.executed.ipynb"]
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert "injected-parameters" in executed.cells[2].metadata["tags"]
+    # nobody watches a headless run: no live chart widget, only the summary
+    second = executed.cells[-1]["outputs"]
+    assert [o["output_type"] for o in second] == ["display_data"]
+    assert "application/vnd.jupyter.widget-view+json" not in second[0]["data"]
 
 
 def test_notebook_without_tracked_cells_is_a_single_run(tmp_path, store_dir, kernel_name):

@@ -238,8 +238,9 @@ class TrackMagics(Magics):
     def _live_chart(self, client, run):
         """Show a live chart under the cell when that is on (by default in notebooks)."""
         live = self.config_.live
-        if live is None:
-            live = type(self.shell).__name__ == "ZMQInteractiveShell"
+        if live is None:  # on in notebook kernels, unless NBTRACK_LIVE=0 (nbtrack run sets it)
+            live = type(self.shell).__name__ == "ZMQInteractiveShell" and os.environ.get(
+                "NBTRACK_LIVE", "1").lower() not in ("0", "false", "no", "off")
         if not live or not hasattr(client.store, "write_listeners"):
             return None
         from IPython.display import display
