@@ -48,6 +48,9 @@ SCENARIOS = {
                 "seconds", 50e-3),
     "magic": ("a tracked cell: %%track overhead, median",
               ("nbtrack_magic", {"n": 100}), ("mlflow_magic", {"n": 30}), "per", 20e-3),
+    "magic_kernel": ("a tracked cell in a real kernel, live chart on: overhead, median",
+                     ("nbtrack_magic_kernel", {"n": 60}), ("mlflow_magic_kernel", {"n": 30}),
+                     "per", 20e-3),
     "import": ("import (heavy imports lazy)", ("nbtrack_import", {}), ("mlflow_import", {}),
                "seconds", 0.3),
     "create_store": ("4 processes creating one new store (x5): failures",
@@ -64,6 +67,7 @@ QUICK = {
     "history": ({"points": 10_000}, {"points": 10_000}),
     "create_store": ({"library": "nbtrack", "rounds": 1}, {"library": "mlflow", "rounds": 1}),
     "magic": ({"n": 10}, {"n": 5}),
+    "magic_kernel": ({"n": 5}, {"n": 3}),
 }
 
 

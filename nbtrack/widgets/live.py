@@ -1,8 +1,8 @@
 """Live metric charts under a running ``%%track`` cell.
 
 The chart follows its run through the store's write listener: every written batch hands over
-its metric rows, and a small thread asks for a write every ``interval`` seconds while the cell
-runs. ``log_metric`` itself is untouched, so the training loop keeps its speed. Each metric
+its metric rows, and one thread per process asks for a write every ``INTERVAL`` seconds while
+a cell runs. ``log_metric`` itself is untouched, so the training loop keeps its speed. Each metric
 keeps at most ``MAX_POINTS`` points (every other point is dropped when it grows past that), and
 the front end gets at most one update per interval.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from pathlib import Path
 
 import anywidget
@@ -44,6 +45,55 @@ class Series:
         return self.steps, self.values
 
 
+class _Poller:
+    """One thread per process polls every live chart that is following a running cell."""
+
+    def __init__(self, interval: float = INTERVAL) -> None:
+        self.interval = interval
+        self._charts: set = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def follow(self, chart) -> None:
+        with self._lock:
+            self._charts.add(chart)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="nbtrack-live",
+                                                daemon=True)
+                self._thread.start()
+
+    def drop(self, chart) -> None:
+        with self._lock:
+            self._charts.discard(chart)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                charts = list(self._charts)
+            for chart in charts:
+                try:
+                    chart.poll()
+                except Exception:  # a closed or broken chart: stop following it
+                    self.drop(chart)
+
+
+_POLLER = _Poller()
+
+
+_layout = None
+
+
+def _shared_layout():
+    """One Layout for every live chart: a new one per chart would cost a widget each time."""
+    global _layout
+    if _layout is None or _layout.comm is None:  # none yet, or closed (Widget.close_all)
+        import ipywidgets
+
+        _layout = ipywidgets.Layout()
+    return _layout
+
+
 class LiveChart(anywidget.AnyWidget):
     """A small chart per metric of one run, updated while the run's cell executes."""
 
@@ -54,16 +104,15 @@ class LiveChart(anywidget.AnyWidget):
     series = traitlets.Dict().tag(sync=True)  # {key: {"step": [...], "value": [...]}}
     running = traitlets.Bool(True).tag(sync=True)
 
-    def __init__(self, store, run_id: str, run_name: str, interval: float = INTERVAL) -> None:
-        super().__init__(run_name=run_name)
-        self._store, self._run_id, self._interval = store, run_id, interval
+    def __init__(self, store, run_id: str, run_name: str) -> None:
+        super().__init__(run_name=run_name, layout=_shared_layout())
+        self._store, self._run_id = store, run_id
         self._lock = threading.Lock()
         self._points: dict[str, Series] = {}
         self._changed = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="nbtrack-live", daemon=True)
         store.write_listeners.append(self._on_batch)
-        self._thread.start()
+        _POLLER.follow(self)
 
     def _on_batch(self, batch) -> None:
         run_id = self._run_id
@@ -76,10 +125,10 @@ class LiveChart(anywidget.AnyWidget):
             self._push()
             self._detach()
 
-    def _poll(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._store.write_soon()
-            self._push()
+    def poll(self) -> None:
+        """Ask for a write of what is pending, and send the points gathered so far."""
+        self._store.write_soon()
+        self._push()
 
     def _push(self) -> None:
         with self._lock:
@@ -97,6 +146,7 @@ class LiveChart(anywidget.AnyWidget):
     def finish(self) -> None:
         """The cell ended: stop polling; the run's last write brings the final points."""
         self._stop.set()
+        _POLLER.drop(self)
         self.running = False
         self._store.write_soon()
         if not len(self._store._pending):  # nothing left to write: finish now
