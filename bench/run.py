@@ -48,7 +48,7 @@ SCENARIOS = {
                 "seconds", 50e-3),
     "magic": ("a tracked cell: %%track overhead, median",
               ("nbtrack_magic", {"n": 100}), ("mlflow_magic", {"n": 30}), "per", 20e-3),
-    "magic_kernel": ("a tracked cell in a real kernel, live chart on: overhead, median",
+    "magic_kernel": ("a tracked cell in a kernel, live chart on, median",
                      ("nbtrack_magic_kernel", {"n": 60}), ("mlflow_magic_kernel", {"n": 30}),
                      "per", 20e-3),
     "import": ("import (heavy imports lazy)", ("nbtrack_import", {}), ("mlflow_import", {}),
