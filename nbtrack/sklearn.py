@@ -72,19 +72,10 @@ def log_model(sk_model, name: str | None = None, serialization_format: str = "pi
     The same fitted model logged again to the same run (say by autolog, then by hand) is
     stored once: the second call returns the first one's ``ModelInfo``.
     """
-    client, run_id = store_io.target_run(run_id)
-    folder = prepare_folder(None)
-    model = Model(run_id=run_id, artifact_path=store_io.model_name(name, artifact_path))
-    try:
-        model, digest = _write(folder, sk_model, serialization_format, input_example,
-                               signature, pip_requirements, model)
-    except BaseException:
-        store_io.remove_folder(folder)
-        raise
-    if (found := store_io.already_logged(run_id, digest)) is not None:
-        store_io.remove_folder(folder)
-        return found
-    return store_io.log_folder(client, run_id, folder, model, digest)
+    return store_io.log_written(
+        lambda folder, model: _write(folder, sk_model, serialization_format, input_example,
+                                     signature, pip_requirements, model),
+        name, artifact_path, run_id)
 
 
 def _load_native(folder: Path, conf: dict, trusted: list[str] | None):

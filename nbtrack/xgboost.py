@@ -62,19 +62,10 @@ def log_model(xgb_model, name: str | None = None, input_example=None,
               signature: ModelSignature | None = None, pip_requirements: list[str] | None = None,
               artifact_path: str | None = None, run_id: str | None = None) -> ModelInfo:
     """Log a Booster or an XGBoost scikit-learn model to the active run (or ``run_id``)."""
-    client, run_id = store_io.target_run(run_id)
-    folder = prepare_folder(None)
-    meta = Model(run_id=run_id, artifact_path=store_io.model_name(name, artifact_path))
-    try:
-        meta, digest = _write(folder, xgb_model, input_example, signature, pip_requirements,
-                              meta)
-    except BaseException:
-        store_io.remove_folder(folder)
-        raise
-    if (found := store_io.already_logged(run_id, digest)) is not None:
-        store_io.remove_folder(folder)
-        return found
-    return store_io.log_folder(client, run_id, folder, meta, digest)
+    return store_io.log_written(
+        lambda folder, meta: _write(folder, xgb_model, input_example, signature,
+                                    pip_requirements, meta),
+        name, artifact_path, run_id)
 
 
 def _load_native(folder: Path, conf: dict):

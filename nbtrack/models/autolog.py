@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import threading
 
@@ -35,3 +36,40 @@ def enabled() -> bool:
 
     xgb = sys.modules.get("nbtrack.models.xgboost_autolog")
     return sklearn_autolog.config.enabled or bool(xgb and xgb.config.enabled)
+
+
+def patched(original, logged, is_enabled):
+    """Wrap ``original`` (a ``fit`` or ``train``) so that its outermost call is logged.
+
+    While ``is_enabled()`` and no other autologged fit is running, a call runs as
+    ``logged(client, run_id, original, args, kwargs)`` in the active run, or in a run started
+    for it and ended after it (FAILED if it raises). Other calls run ``original`` untouched.
+    """
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        if not is_enabled() or not busy.acquire(blocking=False):
+            return original(*args, **kwargs)
+        try:
+            return _in_a_run(logged, original, args, kwargs)
+        finally:
+            busy.release()
+
+    wrapper.__nbtrack_original__ = original
+    return wrapper
+
+
+def _in_a_run(logged, original, args, kwargs):
+    from nbtrack.entities import RunStatus
+    from nbtrack.tracking import fluent
+
+    started = fluent.active_run() is None
+    run = fluent.start_run() if started else fluent.active_run()
+    try:
+        result = logged(run.client, run.run_id, original, args, kwargs)
+    except BaseException:
+        if started:
+            fluent.end_run(RunStatus.FAILED)
+        raise
+    if started:
+        fluent.end_run()
+    return result

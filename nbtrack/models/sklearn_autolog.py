@@ -20,7 +20,7 @@ import functools
 import warnings
 from dataclasses import dataclass
 
-from nbtrack.models.autolog import busy
+from nbtrack.models.autolog import patched
 
 MAX_PARAM_LENGTH = 500
 
@@ -66,7 +66,7 @@ def configure(disable: bool, log_models: bool, log_input_examples: bool,
     if not _originals:
         for cls in _estimator_classes():
             _originals[cls] = cls.__dict__["fit"]
-            cls.fit = _wrap(cls.__dict__["fit"])
+            cls.fit = patched(cls.__dict__["fit"], _logged_fit, lambda: config.enabled)
     config.enabled = True
 
 
@@ -75,39 +75,13 @@ def _warn(message: str) -> None:
         warnings.warn(f"nbtrack autolog: {message}", stacklevel=4)
 
 
-def _wrap(original):
-    @functools.wraps(original)
-    def fit(self, *args, **kwargs):
-        if not config.enabled or not busy.acquire(blocking=False):
-            return original(self, *args, **kwargs)
-        try:
-            return _logged_fit(original, self, args, kwargs)
-        finally:
-            busy.release()
-
-    fit.__nbtrack_original__ = original
-    return fit
-
-
-def _logged_fit(original, estimator, args, kwargs):
-    from nbtrack.entities import RunStatus
-    from nbtrack.tracking import fluent
-
-    started = fluent.active_run() is None
-    run = fluent.start_run() if started else fluent.active_run()
-    client, run_id = run.client, run.run_id
-    X = args[0] if args else kwargs.get("X")
-    y = args[1] if len(args) > 1 else kwargs.get("y")
+def _logged_fit(client, run_id: str, original, args, kwargs):
+    estimator = args[0]
+    X = args[1] if len(args) > 1 else kwargs.get("X")
+    y = args[2] if len(args) > 2 else kwargs.get("y")
     _safely(_log_params, client, run_id, estimator)
-    try:
-        result = original(estimator, *args, **kwargs)
-    except BaseException:
-        if started:
-            fluent.end_run(RunStatus.FAILED)
-        raise
+    result = original(*args, **kwargs)
     _safely(_log_results, client, run_id, estimator, X, y)
-    if started:
-        fluent.end_run()
     return result
 
 

@@ -57,6 +57,29 @@ def log_folder(client, run_id: str, folder: Path, model: Model, digest: str) -> 
     return info
 
 
+def log_written(write, name: str | None, artifact_path: str | None,
+                run_id: str | None) -> ModelInfo:
+    """Log a model that ``write(folder, model) -> (model, digest)`` saves into a new folder.
+
+    The model goes to the active run (or ``run_id``) under ``name``; the same model logged to
+    the same run again returns the first ``ModelInfo`` instead of a second copy.
+    """
+    from nbtrack.models.model import prepare_folder
+
+    client, run_id = target_run(run_id)
+    folder = prepare_folder(None)
+    try:
+        model, digest = write(folder, Model(run_id=run_id,
+                                            artifact_path=model_name(name, artifact_path)))
+    except BaseException:
+        remove_folder(folder)
+        raise
+    if (found := already_logged(run_id, digest)) is not None:
+        remove_folder(folder)
+        return found
+    return log_folder(client, run_id, folder, model, digest)
+
+
 def model_name(name: str | None, artifact_path: str | None) -> str:
     """The artifact path a model is logged under (``name``, or MLflow 2's ``artifact_path``)."""
     chosen = name or artifact_path or "model"

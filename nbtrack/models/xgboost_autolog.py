@@ -8,11 +8,10 @@ Fits nested in another autologged fit log nothing of their own.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from dataclasses import dataclass
 
-from nbtrack.models.autolog import busy
+from nbtrack.models.autolog import patched
 
 
 @dataclass
@@ -27,6 +26,10 @@ class XGBoostAutologConfig:
 
 config = XGBoostAutologConfig()
 _originals: dict[tuple[object, str], object] = {}
+
+
+def _enabled() -> bool:
+    return config.enabled
 
 
 def _warn(message: str) -> None:
@@ -60,42 +63,11 @@ def configure(disable: bool, log_models: bool, log_input_examples: bool, silent:
             original = getattr(owner, attribute)
             _originals[(owner, attribute)] = original
             if attribute == "train":
-                train = train or _wrap(original, _logged_train)
+                train = train or patched(original, _logged_train, _enabled)
                 setattr(owner, attribute, train)
             else:
-                setattr(owner, attribute, _wrap(original, _logged_fit))
+                setattr(owner, attribute, patched(original, _logged_fit, _enabled))
     config.enabled = True
-
-
-def _wrap(original, logged):
-    @functools.wraps(original)
-    def wrapper(*args, **kwargs):
-        if not config.enabled or not busy.acquire(blocking=False):
-            return original(*args, **kwargs)
-        try:
-            return _in_a_run(logged, original, args, kwargs)
-        finally:
-            busy.release()
-
-    wrapper.__nbtrack_original__ = original
-    return wrapper
-
-
-def _in_a_run(logged, original, args, kwargs):
-    from nbtrack.entities import RunStatus
-    from nbtrack.tracking import fluent
-
-    started = fluent.active_run() is None
-    run = fluent.start_run() if started else fluent.active_run()
-    try:
-        result = logged(run.client, run.run_id, original, args, kwargs)
-    except BaseException:
-        if started:
-            fluent.end_run(RunStatus.FAILED)
-        raise
-    if started:
-        fluent.end_run()
-    return result
 
 
 def _safely(step, *args) -> None:
