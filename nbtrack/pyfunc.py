@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import shutil
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,15 +41,15 @@ class PythonModelContext:
     artifacts: dict[str, str] = field(default_factory=dict)
 
 
-class PythonModel:
-    """Base class of custom models: override ``predict`` (and ``load_context`` if needed)."""
+class PythonModel(ABC):
+    """Base class of custom models: define ``predict`` (and ``load_context`` if needed)."""
 
-    def load_context(self, context: PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:  # noqa: B027 - optional hook
         """Called once at load, with the model's artifacts."""
 
+    @abstractmethod
     def predict(self, context: PythonModelContext, model_input, params: dict | None = None):
         """Return predictions for ``model_input`` (a DataFrame by default)."""
-        raise NotImplementedError("Subclasses of PythonModel implement predict().")
 
 
 class PyFuncModel:

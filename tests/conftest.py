@@ -55,3 +55,10 @@ def kernel_name(tmp_path_factory, monkeypatch):
     }))
     monkeypatch.setenv("JUPYTER_PATH", str(root))
     return "nbtrack-test"
+
+
+@pytest.fixture
+def autolog_off_afterwards():
+    """Turn every autolog off after the test, whatever it turned on."""
+    yield
+    nbtrack.autolog(disable=True)

@@ -14,11 +14,7 @@ from sklearn.preprocessing import StandardScaler
 import nbtrack
 import nbtrack.sklearn
 
-
-@pytest.fixture(autouse=True)
-def autolog_off_afterwards():
-    yield
-    nbtrack.autolog(disable=True)
+pytestmark = pytest.mark.usefixtures("autolog_off_afterwards")
 
 
 @pytest.fixture

@@ -175,6 +175,12 @@ def test_custom_python_model_with_artifacts(tmp_path):
     with pytest.raises(NbtrackError, match="needs python_model="):
         nbtrack.pyfunc.log_model("bad")
 
+    class NoPredict(nbtrack.pyfunc.PythonModel):
+        pass
+
+    with pytest.raises(TypeError, match="predict"):
+        NoPredict()
+
 
 def test_a_model_class_from_the_notebook_loads_in_another_process(tmp_path):
     """Classes defined in __main__ (a notebook) travel by value, so a new process loads them."""

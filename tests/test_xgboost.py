@@ -11,10 +11,7 @@ import nbtrack.xgboost
 xgb = pytest.importorskip("xgboost")
 
 
-@pytest.fixture(autouse=True)
-def autolog_off_afterwards():
-    yield
-    nbtrack.autolog(disable=True)
+pytestmark = pytest.mark.usefixtures("autolog_off_afterwards")
 
 
 @pytest.fixture
