@@ -1,16 +1,10 @@
 // The model registry widget: versions with stage and alias badges, their run's metrics,
 // controls to change stage, set or remove aliases and edit descriptions (each confirmed
 // first), and the audit history. Every action is carried out by the kernel's Client.
+import { node } from "./dom.js";
 import { formatNumber, formatTime } from "./format.js";
 
 const STAGES = ["None", "Staging", "Production", "Archived"];
-
-function node(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  Object.assign(el, props);
-  el.append(...children.filter((c) => c !== null && c !== undefined));
-  return el;
-}
 
 /** A sentence describing a request, shown in the confirmation step. */
 export function describeRequest(name, request) {

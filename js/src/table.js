@@ -1,5 +1,6 @@
 // The run table: sortable headers, virtualized rows, click (and shift-click) to select.
 import { columnLabel } from "./columns.js";
+import { node } from "./dom.js";
 import { formatCell, formatDuration } from "./format.js";
 import { currentSort } from "./order.js";
 import { clickSelect } from "./selection.js";
@@ -19,13 +20,9 @@ function cellText(data, name, row) {
 
 /** Build the table in `el`; returns `{update(data, state), destroy()}`. */
 export function createTable(el, { onSort, onSelect }) {
-  const header = document.createElement("div");
-  header.className = "nbt-row nbt-header";
-  const viewport = document.createElement("div");
-  viewport.className = "nbt-viewport";
-  const spacer = document.createElement("div");
-  spacer.className = "nbt-spacer";
-  viewport.append(spacer);
+  const header = node("div", { className: "nbt-row nbt-header" });
+  const spacer = node("div", { className: "nbt-spacer" });
+  const viewport = node("div", { className: "nbt-viewport" }, spacer);
   el.append(header, viewport);
 
   let data = { names: [], numRows: 0, columns: {} };

@@ -1,38 +1,25 @@
 // Above the table: the filter box (search grammar, errors inline), refresh, columns, count.
 import { columnLabel, groupColumns, toggleColumn } from "./columns.js";
+import { node } from "./dom.js";
 
 /** Build the toolbar in `el`; returns `{update(state)}`. */
 export function createToolbar(el, { onFilter, onRefresh, onColumns, onAuto }) {
-  const bar = document.createElement("div");
-  bar.className = "nbt-toolbar";
-  const input = document.createElement("input");
-  input.className = "nbt-filter";
-  input.placeholder = "filter, e.g. metrics.rmse < 4 AND (params.model = 'lasso' OR tags.best = 'yes')";
-  input.spellcheck = false;
-  const refresh = document.createElement("button");
-  refresh.className = "nbt-refresh";
-  refresh.textContent = "↻ Refresh";
-  refresh.title = "Read the store again";
-  const auto = document.createElement("label");
-  auto.className = "nbt-auto";
-  auto.title = "Refresh whenever the store changes";
-  const autoBox = document.createElement("input");
-  autoBox.type = "checkbox";
-  autoBox.onchange = () => onAuto(autoBox.checked);
-  auto.append(autoBox, " auto");
-  const chooser = document.createElement("details");
-  chooser.className = "nbt-columns";
-  const summary = document.createElement("summary");
-  summary.textContent = "Columns";
-  const menu = document.createElement("div");
-  menu.className = "nbt-column-menu";
-  chooser.append(summary, menu);
-  const status = document.createElement("span");
-  status.className = "nbt-status";
-  bar.append(input, refresh, auto, chooser, status);
-  const error = document.createElement("div");
-  error.className = "nbt-filter-error";
-  el.append(bar, error);
+  const input = node("input", {
+    className: "nbt-filter", spellcheck: false,
+    placeholder: "filter, e.g. metrics.rmse < 4 AND (params.model = 'lasso' OR tags.best = 'yes')",
+  });
+  const refresh = node("button", { className: "nbt-refresh", textContent: "↻ Refresh",
+    title: "Read the store again" });
+  const autoBox = node("input", { type: "checkbox", onchange: () => onAuto(autoBox.checked) });
+  const auto = node("label", { className: "nbt-auto",
+    title: "Refresh whenever the store changes" }, autoBox, " auto");
+  const menu = node("div", { className: "nbt-column-menu" });
+  const chooser = node("details", { className: "nbt-columns" },
+    node("summary", { textContent: "Columns" }), menu);
+  const status = node("span", { className: "nbt-status" });
+  const error = node("div", { className: "nbt-filter-error" });
+  el.append(node("div", { className: "nbt-toolbar" }, input, refresh, auto, chooser, status),
+    error);
 
   let chosen = [];
   input.addEventListener("keydown", (event) => {
