@@ -68,6 +68,8 @@ def page(lab, front_end, notebook):
         context.lab = lab
         context.store = tmp_path_store(lab)
         yield context
+        SCREENSHOTS.mkdir(exist_ok=True)  # the page as the test left it: first stop on a failure
+        context.screenshot(path=str(SCREENSHOTS / f"last-page-{front_end}-{notebook}.png"))
         browser.close()
 
 
@@ -83,11 +85,7 @@ def _rmse_column(page) -> list[float]:
 
 
 def test_compare_widget_in_the_browser(page, front_end):
-    page.wait_for_selector(".jp-Notebook", state="visible")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-    page.locator(".jp-Notebook").click()
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    _run_all(page)
 
     # the last cell shows a second dashboard: once it is there, every cell has run
     page.locator(".nbtrack-compare").nth(1).wait_for(state="visible", timeout=180_000)
@@ -152,11 +150,26 @@ def tmp_path_store(lab) -> Path:
     return lab.root.parent / "store"
 
 
+_STARTED = ("() => [...document.querySelectorAll('.jp-InputPrompt')]"
+            ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))")
+
+
 def _run_all(page) -> None:
+    """Run every cell; if the run did not start (the page was still settling), ask once more."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.wait_for_selector(".jp-Notebook", state="visible")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-    page.locator(".jp-Notebook").click()
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    for attempt in range(2):
+        page.locator(".jp-Notebook").first.click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            page.wait_for_function(_STARTED, timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            if attempt:
+                raise
 
 
 @pytest.mark.parametrize(("front_end", "notebook"), [("jupyterlab", "registry.ipynb")])
