@@ -71,13 +71,17 @@ class ConnectionManager:
         return self._conn is not None
 
     @contextmanager
-    def use(self) -> Iterator[object]:
-        """Yield the open connection, opening it (under the lock) if needed."""
+    def use(self, timeout: float | None = None) -> Iterator[object]:
+        """Yield the open connection, opening it (under the lock) if needed.
+
+        ``timeout`` overrides the store's lock timeout for this open (background merges and
+        the exit path wait briefly, then leave the values in the spool).
+        """
         with self._mutex:
             self._depth += 1
             try:
                 if self._conn is None:
-                    self._open()
+                    self._open(self.timeout if timeout is None else timeout)
                 yield self._conn
             finally:
                 self._depth -= 1
@@ -125,11 +129,11 @@ class ConnectionManager:
         self._mutex = threading.RLock()
         self.lock.forget()
 
-    def _open(self) -> None:
+    def _open(self, timeout: float) -> None:
         import duckdb
 
-        self.lock.acquire(self.timeout)
-        deadline = time.monotonic() + self.timeout
+        self.lock.acquire(timeout)
+        deadline = time.monotonic() + timeout
         delay = 0.005
         try:
             while True:
