@@ -102,7 +102,7 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
     client, run_id = parent.client, parent.run_id
     if params:
         nbtrack.log_params(params)
-    client.store.flush()
+    client.flush()
     env = {
         "NBTRACK_TRACKING_URI": nbtrack.get_tracking_uri(),
         "NBTRACK_NOTEBOOK_PATH": str(notebook),
@@ -144,5 +144,5 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
         if output:
             nbformat.write(nb, output)
         nbtrack.end_run(status)
-        client.store.flush()
+        client.flush()
     return NotebookResult(run_id, status, failed, error)

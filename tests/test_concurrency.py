@@ -132,7 +132,8 @@ def test_failed_flush_keeps_values_pending(tmp_path):
         client.log_param(run_id, "p", "v")
         with pytest.raises(nbtrack.exceptions.StoreBusyError, match="outside nbtrack"):
             store.flush()
-        assert len(store._pending) == 2
+        assert not store.has_unwritten()  # durable in the spool
+        assert store._writes.has_unmerged()  # but not in the file yet
     finally:
         holder.communicate("done\n", timeout=30)
     store._connection.timeout = 30

@@ -244,10 +244,10 @@ def test_synchronous_and_run_id_arguments():
     with nbtrack.start_run() as second:
         nbtrack.log_metric("async", 1.0)
         nbtrack.log_metric("sync", 2.0, synchronous=True)
-        assert len(store._pending) == 0
+        assert not store.has_unwritten()
         nbtrack.log_param("p", 1, synchronous=True)
         nbtrack.set_tag("t", "v", synchronous=True)
-        assert len(store._pending) == 0
+        assert not store.has_unwritten()
         nbtrack.log_metric("elsewhere", 3.0, run_id=first.info.run_id)
         nbtrack.log_metrics({"a": 1.0, "b": 2.0}, step=3, run_id=first.info.run_id,
                             synchronous=True)

@@ -1,4 +1,4 @@
-"""The buffered write path: thresholds, linger and hand-over between processes."""
+"""The write path: memory, the spool, the merge; linger and hand-over between processes."""
 
 import subprocess
 import sys
@@ -29,41 +29,44 @@ def _wait_until(condition, seconds=10.0):
     return False
 
 
-def test_time_threshold_writes_without_a_read(tmp_path, monkeypatch):
+def test_a_value_is_durable_within_the_delay_and_merged_without_a_read(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.1")
     store = DuckDBStore(tmp_path / "s")
-    assert store._writer.interval == 0.1
     nbtrack.set_tracking_uri(tmp_path / "s")
     client = nbtrack.Client()
     run_id = client.create_run("0").info.run_id
     client.log_metric(run_id, "m", 1.0)
-    assert _wait_until(lambda: len(store._pending) == 0)
-    assert _wait_until(lambda: not store._connection.is_open)  # the linger ends
+    assert _wait_until(lambda: not client.store.has_unwritten(), seconds=1)
+    assert _wait_until(lambda: not client.store._connection.is_open)  # merged, linger over
     assert _count_points_elsewhere(tmp_path / "s") == 1
+    store.close()
 
 
-def test_size_threshold_wakes_the_writer(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+def test_the_first_value_starts_the_clock_and_a_full_buffer_spools_at_once(tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("NBTRACK_SPOOL_DELAY", "3600")
     nbtrack.set_tracking_uri(tmp_path / "s")
     client = nbtrack.Client()
     store = client.store
-    store._pending.size_threshold = 100
+    store._writes.pending.size_threshold = 100
     run_id = client.create_run("0").info.run_id
     for step in range(99):
         client.log_metric(run_id, "m", 1.0, step=step)
     time.sleep(0.3)
-    assert len(store._pending) >= 99  # below the threshold, with no timer: still buffered
+    assert store.has_unwritten()  # below the threshold, within the delay: still in memory
     client.log_metric(run_id, "m", 1.0, step=99)
-    assert _wait_until(lambda: len(store._pending) == 0)
+    assert _wait_until(lambda: not store.has_unwritten())
 
 
-def test_end_of_run_is_written_promptly(tmp_path, monkeypatch):
+def test_end_of_run_is_durable_when_it_returns(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBTRACK_SPOOL_DELAY", "3600")
     monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
     nbtrack.set_tracking_uri(tmp_path / "s")
+    store = nbtrack.Client().store
     with nbtrack.start_run():
         nbtrack.log_metric("m", 1.0)
-    store = nbtrack.Client().store
-    assert _wait_until(lambda: len(store._pending) == 0)
+        assert store.has_unwritten()
+    assert not store.has_unwritten()
 
 
 def test_linger_keeps_the_file_open_briefly(tmp_path, monkeypatch):
@@ -72,7 +75,6 @@ def test_linger_keeps_the_file_open_briefly(tmp_path, monkeypatch):
     store = DuckDBStore(tmp_path / "s")
     assert store._connection.linger == 0.2
     store.create_experiment("x")  # opens the file
-    store._writer.ensure_running()
     assert store._connection.is_open
     assert _wait_until(lambda: not store._connection.is_open, seconds=5)
     opens = store._connection.opens
@@ -139,32 +141,32 @@ def test_a_process_that_only_reads_lets_go_when_idle(tmp_path, monkeypatch):
     assert _count_points_elsewhere(tmp_path / "s") == 0
 
 
-def test_a_read_waits_for_a_batch_the_writer_is_still_writing(tmp_path):
+def test_a_read_waits_for_a_batch_the_spooler_is_still_writing(tmp_path):
     import threading
 
     nbtrack.set_tracking_uri(tmp_path / "s")
     client = nbtrack.Client()
     store = client.store
-    taken = threading.Event()
-    take = store._pending.take
-
-    def slow_take():
-        batch = take()
-        if threading.current_thread().name == "nbtrack-writer":
-            taken.set()
-            time.sleep(0.5)  # taken, not yet written: the window a read must not slip into
-        return batch
-
-    store._pending.take = slow_take
     run_id = client.create_run("0").info.run_id
-    store._writer.wake()
+    taken = threading.Event()
+    append = store._writes.segment.append
+
+    def slow_append(payload, sync=True):
+        if threading.current_thread().name == "nbtrack-spool":
+            taken.set()
+            time.sleep(0.5)  # taken, not yet durable: the window a read must not slip into
+        return append(payload, sync)
+
+    store._writes.segment.append = slow_append
+    client.log_metric(run_id, "m", 1.0)
     assert taken.wait(10)
-    assert len(store._pending) == 0
-    assert client.get_run(run_id).info.run_id == run_id  # waits for the batch, then sees it
+    assert len(store._writes.pending) == 0
+    assert client.get_run(run_id).data.metrics == {"m": 1.0}  # waits for it, then sees it
 
 
 def test_peek_sees_pending_values_without_writing(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+    monkeypatch.setenv("NBTRACK_SPOOL_DELAY", "3600")
     nbtrack.set_tracking_uri(tmp_path / "s")
     client = nbtrack.Client()
     store = client.store
@@ -173,12 +175,13 @@ def test_peek_sees_pending_values_without_writing(tmp_path, monkeypatch):
         client.log_metric(run_id, "loss", value, step=step)
     client.log_metric(run_id, "acc", 0.9)
     assert store.peek_latest_metrics(run_id) == {"loss": 1.5, "acc": 0.9}
-    assert len(store._pending) > 0  # nothing was written to answer
+    assert store.has_unwritten()  # nothing was written to answer
     assert store.peek_latest_metrics(run_id) == client.get_run(run_id).data.metrics
 
 
 def test_peek_merges_written_and_pending_by_step(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+    monkeypatch.setenv("NBTRACK_SPOOL_DELAY", "3600")
     nbtrack.set_tracking_uri(tmp_path / "s")
     client = nbtrack.Client()
     run_id = client.create_run("0").info.run_id
@@ -192,31 +195,29 @@ def test_peek_merges_written_and_pending_by_step(tmp_path, monkeypatch):
     assert client.get_run(run_id).data.metrics == expected
 
 
-def test_peek_sees_a_batch_while_it_is_being_written(tmp_path, monkeypatch):
+def test_peek_sees_a_batch_while_it_is_being_spooled(tmp_path, monkeypatch):
     import threading
 
-    from nbtrack.store import duckdb_store
-
-    monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "3600")
+    monkeypatch.setenv("NBTRACK_SPOOL_DELAY", "3600")
     nbtrack.set_tracking_uri(tmp_path / "s")
     client = nbtrack.Client()
     store = client.store
     started, release = threading.Event(), threading.Event()
-    write = duckdb_store.write_batch
+    run_id = client.create_run("0").info.run_id
+    append = store._writes.segment.append
 
-    def held_write(conn, batch):
+    def held_append(payload, sync=True):
         started.set()
         assert release.wait(10)
-        return write(conn, batch)
+        return append(payload, sync)
 
-    run_id = client.create_run("0").info.run_id
     client.log_metric(run_id, "m", 0.5, step=7)
-    monkeypatch.setattr(duckdb_store, "write_batch", held_write)
-    writer = threading.Thread(target=store.flush)
+    store._writes.segment.append = held_append
+    writer = threading.Thread(target=store.sync)
     writer.start()
     try:
         assert started.wait(10)
-        assert len(store._pending) == 0  # the value is only in the batch being written
+        assert len(store._writes.pending) == 0  # the value is only in the batch being spooled
         assert store.peek_latest_metrics(run_id) == {"m": 0.5}
     finally:
         release.set()

@@ -2,7 +2,7 @@
 
 A backend (the embedded DuckDB file today, DuckLake for teams later) is chosen by tracking URI in
 ``nbtrack.store.registry``. Writes of run values may be buffered by a store: every read method
-must first make the caller's own earlier writes visible.
+must first make the caller's own earlier writes visible, and ``sync`` makes them durable.
 """
 
 from __future__ import annotations
@@ -173,6 +173,10 @@ class Store(ABC):
     @abstractmethod
     def sql(self, query: str, parameters: list | None = None):
         """Run one read-only SELECT over the documented views; return a DataFrame."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Make every value this process logged durable, without waiting for other processes."""
 
     @abstractmethod
     def flush(self) -> None:

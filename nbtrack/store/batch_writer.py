@@ -5,9 +5,8 @@ Rows travel as Arrow tables registered with the connection, never as SQL text.
 
 from __future__ import annotations
 
-import functools
-
 from nbtrack.store import run_index
+from nbtrack.store.frames import metrics_table
 from nbtrack.store.pending import Batch
 
 RUN_COLUMNS = (
@@ -36,16 +35,6 @@ SELECT run_id, key, c.v, c.s, c.t FROM (
     GROUP BY run_id, key
 )
 """
-
-
-@functools.cache
-def _metric_row_type():
-    import pyarrow as pa
-
-    return pa.struct([
-        ("run_id", pa.string()), ("key", pa.string()), ("value", pa.float64()),
-        ("step", pa.int64()), ("timestamp", pa.int64()),
-    ])
 
 
 def _table(columns: dict):
@@ -94,10 +83,12 @@ def write_batch(conn, batch: Batch) -> list[str]:
             conn.execute(
                 "INSERT INTO tags SELECT run_id, key, value FROM _nb_tags WHERE value IS NOT NULL"
             )
-        if batch.metrics:
-            # one C-level pass from row tuples to columns (far faster than zip + arrays)
-            rows = pa.array(batch.metrics, type=_metric_row_type())
-            _register(conn, "_nb_metrics", pa.Table.from_struct_array(rows), registered)
+        if batch.metrics or batch.metric_tables:
+            tables = list(batch.metric_tables)
+            if batch.metrics:  # one C-level pass from row tuples to columns
+                tables.append(metrics_table(batch.metrics))
+            rows = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            _register(conn, "_nb_metrics", rows, registered)
             conn.execute("INSERT INTO metrics SELECT * FROM _nb_metrics")
             conn.execute(_LATEST)
         if batch.artifacts:
@@ -133,7 +124,7 @@ def _refresh_index(conn, batch: Batch, registered: list[str]) -> None:
     _register(conn, "_nb_touched", pa.table({"run_id": pa.array(sorted(touched), pa.string())}),
               registered)
     source = "_nb_touched"
-    if batch.metrics:
+    if batch.metrics or batch.metric_tables:
         source = "(SELECT run_id FROM _nb_touched UNION SELECT DISTINCT run_id FROM _nb_metrics)"
     run_index.refresh(conn, source)
 

@@ -1,20 +1,18 @@
 """The embedded store: one DuckDB file plus an artifacts folder, under ``.nbtrack/`` by default.
 
 Several processes share one store safely: see ``nbtrack.store.connection`` for how the file is
-passed between them. Run values are buffered in memory (``PendingWrites``) and written in
-batches by a background thread, on a size or time threshold, when a run ends, before any read in
-this process, and at exit. A batch that cannot be written stays pending and is retried.
+passed between them, and ``nbtrack.store.write_path`` for how a logged value becomes durable (a
+per-process spool, within 50 ms, with no lock) and then reaches the file (merged by whichever
+process holds it). Every read merges the spool first, so it sees every durable value.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +25,17 @@ from nbtrack.exceptions import (
     ParamConflictError,
     StoreVersionError,
 )
-from nbtrack.store import run_index, run_queries, schema
+from nbtrack.store import run_index, run_queries, schema, spool
 from nbtrack.store.base import Store
-from nbtrack.store.batch_writer import write_batch
-from nbtrack.store.connection import ConnectionManager, _float_env
+from nbtrack.store.connection import ConnectionManager
 from nbtrack.store.experiments import ARTIFACTS_DIR, ExperimentsMixin
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.model_registry import RegistryMixin
-from nbtrack.store.pending import PendingWrites
-from nbtrack.store.worker import BackgroundWriter
+from nbtrack.store.write_path import WritePath, exit_merge_timeout
 
 DB_FILE = "store.duckdb"
 _KNOWN_RUNS_MAX = 10_000
-_METRIC_RUNS_MAX = 50_000
+_CREATED_RUNS_MAX = 100_000
 _LIVE_STORES: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
 
 
@@ -72,31 +68,17 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         self.root.mkdir(parents=True, exist_ok=True)
         self.artifact_root.mkdir(exist_ok=True)
         self._connection = ConnectionManager(self.db_path, StoreLock(self.root), self._prepare)
-        self._flush_lock = threading.Lock()
-        self._pending = PendingWrites(on_size=self._wake_writer)
-        # for peek_latest_metrics: the batch being written, and the runs whose metrics this
-        # process has written (None once too many to track: then always read the file)
-        self._peek_lock = threading.Lock()
-        self._in_flight = None
-        self._metric_runs_written: set[str] | None = set()
-        #: called with each batch once it is written (live charts follow their run this way)
-        self.write_listeners: list = []
-        self._known_runs: OrderedDict[str, dict[str, str]] = OrderedDict()
-        self._seen_environments: set[str] = set()
-        self._writer = BackgroundWriter(
-            flush=self._flush_background,
-            has_pending=lambda: len(self._pending) > 0,
-            close_if_idle=self._connection.close_if_idle,
-            interval=_float_env("NBTRACK_FLUSH_INTERVAL", 1.0),
-            linger=self._connection.linger,
-        )
-        self._connection.after_open = self._writer.ensure_running  # so an idle file is closed
         self.sync_writes = os.environ.get("NBTRACK_SYNC_WRITES", "").lower() in ("1", "true")
-        if not self.sync_writes:
-            self.add_metric = self._pending.add_metric  # the log_metric hot path: one call
+        self._writes = WritePath(self.root, self._connection, self._after_merge,
+                                 self.sync_writes)
+        self._known_runs: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._created_runs: set[str] = set()  # runs whose every value passes through here
+        self._seen_environments: set[str] = set()
         _LIVE_STORES.add(self)
-        with self._connection.use():
-            pass  # create or check the schema now, so a bad store fails at once
+        # create or check the schema now, so a bad store fails at once; then take in what
+        # processes that died left in the spool, and mark their runs KILLED
+        with self._connection.use() as conn:
+            self._writes.merge(conn, tidy=True)
         self.mark_dead_runs()
 
     def __repr__(self) -> str:
@@ -182,130 +164,90 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         return dead
 
     # writing ------------------------------------------------------------------------------
-    def _wake_writer(self) -> None:
-        self._writer.wake()
+    @property
+    def write_listeners(self) -> list:
+        """Called with each batch of values once it is durable (live charts follow runs so)."""
+        return self._writes.listeners
+
+    def _after_merge(self, conn, report) -> None:
+        if report.dead_segments:
+            self.mark_dead_runs()
 
     def change_token(self) -> tuple:
-        """Changes whenever this or another process writes to the store (a cheap stat)."""
-        token = [len(self._pending)]
+        """Changes whenever this or another process writes to the store (a few ``stat``s)."""
+        token: list = [len(self._writes.pending)]
         for path in (self.db_path, self.db_path.with_name(self.db_path.name + ".wal")):
             try:
                 stat = path.stat()
                 token += [stat.st_mtime_ns, stat.st_size]
             except FileNotFoundError:
                 token += [0, 0]
+        token += spool.list_segments(self._writes.folder)
         return tuple(token)
 
     def write_soon(self) -> None:
-        """Ask the background writer to write what is pending now, without waiting for it."""
-        if len(self._pending):
-            self._writer.wake()
+        """Ask for what is pending to be made durable now, without waiting for it."""
+        if len(self._writes.pending):
+            self._writes.added(urgent=True)
 
-    def _flush_background(self) -> None:
-        self._write_pending(raise_errors=True)
-
-    def _write_pending(self, raise_errors: bool) -> None:
-        with self._flush_lock:
-            if not len(self._pending):
-                return
-            with self._peek_lock:
-                batch = self._in_flight = self._pending.take()
-            try:
-                with self._connection.transaction() as conn:
-                    self._connection.session_cache.clear()
-                    problems = write_batch(conn, batch)
-            except BaseException:
-                self._connection.session_cache.clear()
-                with self._peek_lock:
-                    self._pending.put_back(batch)
-                    self._in_flight = None
-                if raise_errors:
-                    raise
-                return
-            with self._peek_lock:
-                self._note_metric_runs(batch)
-                self._in_flight = None
-        for listener in list(self.write_listeners):
-            try:
-                listener(batch)
-            except Exception as exc:  # a listener (a live chart) must never stop writes
-                warnings.warn(f"nbtrack: a write listener failed: {exc}", stacklevel=2)
-        for message in problems:
-            warnings.warn(message, stacklevel=2)
-
-    def _note_metric_runs(self, batch) -> None:
-        written = self._metric_runs_written
-        if written is None or not batch.metrics:
-            return
-        written.update(map(itemgetter(0), batch.metrics))
-        if len(written) > _METRIC_RUNS_MAX:
-            self._metric_runs_written = None
+    def has_unwritten(self) -> bool:
+        """Whether values logged in this process are not yet durable."""
+        return self._writes.has_unspooled()
 
     def peek_latest_metrics(self, run_id: str) -> dict[str, float]:
-        """The run's latest metric values, written or not, without waiting for a write.
+        """The run's latest metric values, durable or not, without waiting for the store.
 
-        Every value is in exactly one place: pending, in the batch being written, or in the
-        file. The first two are scanned in memory; the file is read only when this process
-        has already written metrics of the run (or another process may have).
+        For a run created in this process every value passed through it, and is known in
+        memory; for other runs (or past the memory's bound) the store is read.
         """
-        with self._peek_lock:
-            rows = [r for r in self._pending.metric_rows() if r[0] == run_id]
-            if self._in_flight is not None:
-                rows += [r for r in self._in_flight.metrics if r[0] == run_id]
-            written = self._metric_runs_written
-            read_file = written is None or run_id in written or run_id not in self._known_runs
-        latest: dict[str, tuple[int, int, float]] = {}
-        if read_file:
-            with self._connection.use() as conn:
-                for key, value, step, stamp in conn.execute(
-                    'SELECT key, value, step, "timestamp" FROM latest_metrics WHERE run_id = ?',
-                    [run_id],
-                ).fetchall():
-                    latest[key] = (step, stamp, value)
-        for _, key, value, step, stamp in rows:
-            if key not in latest or (step, stamp) >= latest[key][:2]:
-                latest[key] = (step, stamp, value)
+        latest = self._writes.latest_metrics(run_id) if run_id in self._created_runs else None
+        if latest is None:
+            return self._read(_latest_metric_values, run_id)
         return {key: value for key, (_, _, value) in latest.items()}
 
-    def flush(self) -> None:
-        """Write everything this process has logged so far, now.
+    def sync(self) -> None:
+        """Make everything this process logged durable (in its spool segment), now."""
+        self._writes.sync()
 
-        Always passes through the flush lock: a batch the background thread has taken but not
-        yet committed is not pending any more, yet it is not readable either until then.
-        """
-        self._write_pending(raise_errors=True)
+    def flush(self) -> None:
+        """Make everything this process logged durable and merge the spool into the file."""
+        self._writes.flush()
+
+    def _check_writes(self) -> None:
+        if self._writes.error is not None:
+            self._writes.raise_error()
 
     def _after_write(self, urgent: bool = False) -> None:
-        if self.sync_writes:
-            self.flush()
-        elif urgent:
-            self._writer.wake()
-        else:
-            self._writer.ensure_running()
+        self._writes.added(urgent)
 
-    def close(self) -> None:
-        """Write what is pending, then close the file and release the lock."""
+    def close(self, merge_timeout: float | None = None) -> None:
+        """Spool what is pending, merge it, then close the file and release the lock.
+
+        The merge waits for the lock up to ``merge_timeout`` seconds (default: the store's lock
+        timeout); what could not be merged stays durable in the spool for the next process.
+        """
         try:
-            self.flush()
+            timeout = self._connection.timeout if merge_timeout is None else merge_timeout
+            self._writes.close(timeout)
         finally:
             self._connection.close()
 
     def _forget_after_fork(self) -> None:
         self._connection.forget()
-        self._writer.forget()
-        self._pending.take()  # the parent writes its own values
+        self._writes.forget_after_fork()
         self._known_runs.clear()
-        self._flush_lock = threading.Lock()
-        self._peek_lock = threading.Lock()
-        self._in_flight = None
-        self._metric_runs_written = set()
+        self._created_runs.clear()
 
     # runs: writes (buffered) --------------------------------------------------------------
     def create_run(self, row: dict[str, Any]) -> None:
-        """Queue a new run row."""
-        self._pending.add_run(row)
+        """Record a new run; durable when this returns, so a killed process leaves a trace."""
+        self._check_writes()
+        self._writes.pending.add_run(row)
         self._remember_run(row["run_id"], {})
-        self._after_write()
+        if len(self._created_runs) >= _CREATED_RUNS_MAX:
+            self._created_runs.clear()
+        self._created_runs.add(row["run_id"])
+        self._writes.sync()
 
     def _remember_run(self, run_id: str, params: dict[str, str]) -> dict[str, str]:
         known = self._known_runs
@@ -328,9 +270,13 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         return self._remember_run(run_id, dict(run.data.params))
 
     def update_run(self, run_id: str, changes: dict[str, Any]) -> None:
-        """Queue changes to a run; a status change is written promptly."""
-        self._pending.update_run(run_id, changes)
-        self._after_write(urgent="status" in changes or "lifecycle_stage" in changes)
+        """Queue changes to a run; a status change (a run's end) is durable on return."""
+        self._check_writes()
+        self._writes.pending.update_run(run_id, changes)
+        if "status" in changes or "lifecycle_stage" in changes:
+            self._writes.sync()
+        else:
+            self._after_write()
 
     def add_params(self, run_id: str, items: list[tuple[str, str]]) -> None:
         """Queue params; the same value again is a no-op, a different one an error."""
@@ -342,14 +288,16 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
                 new[key] = value
             elif old != value:
                 raise ParamConflictError(run_id, key, old, value)
+        self._check_writes()
         if new:
             known.update(new)
-            self._pending.add_params(run_id, list(new.items()))
+            self._writes.pending.add_params(run_id, list(new.items()))
             self._after_write()
 
     def set_tags(self, run_id: str, items: list[tuple[str, str | None]]) -> None:
         """Queue tag changes."""
-        self._pending.set_tags(run_id, items)
+        self._check_writes()
+        self._writes.pending.set_tags(run_id, items)
         self._after_write()
 
     def is_known_run(self, run_id: str) -> bool:
@@ -357,39 +305,45 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         return run_id in self._known_runs
 
     def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
-        """Queue one metric value (replaced by the buffer's own method unless writes are sync)."""
-        self._pending.add_metric(run_id, key, value, timestamp, step)
-        if self.sync_writes:
-            self.flush()
+        """Queue one metric value: the hot path of ``log_metric`` (no I/O, no lock)."""
+        writes = self._writes
+        if writes.error is not None:
+            writes.raise_error()
+        writes.pending.add_metric(run_id, key, value, timestamp, step)
+        if writes.sync_writes:
+            writes.sync()
 
     def add_metrics(self, rows: list[tuple[str, str, float, int, int]]) -> None:
         """Queue metric rows."""
-        self._pending.add_metrics(rows)
-        self._after_write()
+        self._check_writes()
+        self._writes.pending.add_metrics(rows)
+        if self.sync_writes:
+            self._writes.sync()
 
     def add_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
         """Queue an artifact index row."""
-        self._pending.add_artifact(run_id, path, size, sha256, now_ms())
+        self._check_writes()
+        self._writes.pending.add_artifact(run_id, path, size, sha256, now_ms())
         self._after_write()
 
     def add_input(self, run_id: str, dataset: dict, context: str | None) -> None:
         """Queue a dataset input."""
-        self._pending.add_input(run_id, dataset, context)
+        self._check_writes()
+        self._writes.pending.add_input(run_id, dataset, context)
         self._after_write()
 
     def add_environment(self, env_hash: str, env: dict) -> None:
         """Queue an environment record, once per hash per process."""
         if env_hash not in self._seen_environments:
             self._seen_environments.add(env_hash)
-            self._pending.add_environment(env_hash, env)
+            self._writes.pending.add_environment(env_hash, env)
             self._after_write()
 
     def set_run_lifecycle(self, run_id: str, stage: str) -> None:
         """Delete or restore a run (written at once)."""
         self.get_run(run_id)
         self._known_runs.pop(run_id, None)
-        changes = {"lifecycle_stage": stage}
-        self._pending.update_run(run_id, changes)
+        self._writes.pending.update_run(run_id, {"lifecycle_stage": stage})
         self.flush()
         with self._connection.transaction() as conn:
             self._connection.session_cache.clear()
@@ -403,8 +357,10 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
 
     # runs: reads --------------------------------------------------------------------------
     def _read(self, fn, *args, **kwargs):
-        self.flush()
+        self._check_writes()
+        self._writes.sync()
         with self._connection.use() as conn:
+            self._writes.merge(conn)
             return fn(conn, self, *args, **kwargs)
 
     def session_cache(self) -> dict:
@@ -472,18 +428,27 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         return self._read(run_queries.read_only_sql, query, parameters)
 
 
-def _flush_all_at_exit() -> None:
+def _latest_metric_values(conn, _store, run_id: str) -> dict[str, float]:
+    return dict(conn.execute(
+        "SELECT key, value FROM latest_metrics WHERE run_id = ?", [run_id]).fetchall())
+
+
+def close_all_at_exit() -> None:
+    """The one shutdown path: spool what is pending, try one short merge, let go of the file.
+
+    Nothing is dropped: what is not merged stays in the spool for the next process.
+    """
     for store in list(_LIVE_STORES):
+        _LIVE_STORES.discard(store)
         try:
-            store._writer.stop()
-            store.close()
-        except Exception as exc:  # the last chance: say what could not be written
-            pending = len(store._pending)
-            if pending:
-                warnings.warn(
-                    f"nbtrack could not write {pending} pending values to {store.root}: {exc}",
-                    stacklevel=1,
-                )
+            store.close(merge_timeout=exit_merge_timeout())
+        except Exception as exc:  # the last chance: say what could not be made durable
+            pending = len(store._writes.pending)
+            warnings.warn(
+                f"nbtrack could not make {pending} logged values durable in {store.root} "
+                f"before exit: {exc}",
+                stacklevel=1,
+            )
 
 
 def _after_fork_in_child() -> None:
@@ -491,5 +456,5 @@ def _after_fork_in_child() -> None:
         store._forget_after_fork()
 
 
-atexit.register(_flush_all_at_exit)
+atexit.register(close_all_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -17,6 +18,8 @@ class Batch:
     params: list[tuple[str, str, str]] = field(default_factory=list)
     tags: dict[tuple[str, str], str | None] = field(default_factory=dict)
     metrics: list[tuple[str, str, float, int, int]] = field(default_factory=list)
+    #: metric rows already in Arrow form (as read back from the spool), after ``metrics``
+    metric_tables: list = field(default_factory=list)
     artifacts: list[tuple[str, str, int, str, int]] = field(default_factory=list)
     datasets: dict[tuple[str, str], dict] = field(default_factory=dict)
     inputs: list[tuple[str, str, str, str | None]] = field(default_factory=list)
@@ -25,6 +28,7 @@ class Batch:
         return (
             len(self.environments) + len(self.runs) + len(self.run_updates) + len(self.params)
             + len(self.tags) + len(self.metrics) + len(self.artifacts) + len(self.inputs)
+            + sum(table.num_rows for table in self.metric_tables)
         )
 
     def absorb(self, newer: Batch) -> None:
@@ -37,9 +41,39 @@ class Batch:
         self.params.extend(newer.params)
         self.tags.update(newer.tags)
         self.metrics.extend(newer.metrics)
+        self.metric_tables.extend(newer.metric_tables)
         self.artifacts.extend(newer.artifacts)
         self.datasets.update(newer.datasets)
         self.inputs.extend(newer.inputs)
+
+    def part(self, start: int, stop: int) -> Batch:
+        """The writes numbered ``start`` to ``stop - 1`` in the order of ``len``'s count.
+
+        Used to find the one write of a batch that cannot be stored: halves are tried until
+        the culprit is alone, and everything else is kept.
+        """
+        out = Batch()
+        position = 0
+
+        def take(count: int) -> range:
+            nonlocal position
+            lo, hi = max(start - position, 0), min(stop - position, count)
+            position += count
+            return range(lo, max(lo, hi))
+
+        for name in ("environments", "runs", "run_updates", "tags"):
+            items = list(getattr(self, name).items())
+            setattr(out, name, dict(items[i] for i in take(len(items))))
+        for name in ("params", "metrics", "artifacts", "inputs"):
+            rows = getattr(self, name)
+            setattr(out, name, [rows[i] for i in take(len(rows))])
+        for table in self.metric_tables:
+            picked = take(table.num_rows)
+            if picked:
+                out.metric_tables.append(table.slice(picked.start, len(picked)))
+        for _run_id, name, digest, _context in out.inputs:
+            out.datasets[(name, digest)] = self.datasets[(name, digest)]
+        return out
 
     def _update_run(self, run_id: str, changes: dict) -> None:
         row = self.runs.get(run_id)
@@ -52,10 +86,12 @@ class Batch:
 class PendingWrites:
     """A thread-safe buffer of writes. ``take()`` hands the whole buffer to a flush."""
 
-    def __init__(self, on_size: callable, size_threshold: int = 200_000) -> None:
+    def __init__(self, on_first: Callable[[], None], on_size: Callable[[], None],
+                 size_threshold: int = 200_000) -> None:
         self._lock = threading.Lock()
         self._batch = Batch()
         self._metric_queue: deque = deque()  # appends are atomic: no lock on the hot path
+        self._on_first = on_first
         self._on_size = on_size
         self.size_threshold = size_threshold
 
@@ -91,7 +127,10 @@ class PendingWrites:
         """Append one metric value: the hot path of ``log_metric``."""
         queue = self._metric_queue
         queue.append((run_id, key, value, step, timestamp))
-        if len(queue) == self.size_threshold:  # once per crossing; the timer is the fallback
+        size = len(queue)
+        if size == 1:  # the first value since the queue was emptied starts the spool's clock
+            self._on_first()
+        elif size == self.size_threshold:  # once per crossing
             self._on_size()
 
     def add_metrics(self, rows: list[tuple[str, str, float, int, int]]) -> None:
@@ -100,6 +139,8 @@ class PendingWrites:
         queue.extend(rows)
         if len(queue) >= self.size_threshold:
             self._on_size()
+        else:
+            self._on_first()
 
     def add_run(self, row: dict) -> None:
         """Queue a new run row."""

@@ -7,7 +7,7 @@ knows is refused rather than guessed at.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_MARKER = "nbtrack"
 
 _V1 = """
@@ -178,8 +178,24 @@ CREATE VIEW nbtrack.model_versions AS SELECT * FROM main.model_versions;
 CREATE VIEW nbtrack.registry_events AS SELECT * FROM main.registry_events;
 """
 
+#: Version 2: the spool (``nbtrack.store.spool``). ``spool_offsets`` says how far each segment
+#: is merged, written in the same transaction as the values, so a merge is never applied twice;
+#: ``spool_rejects`` keeps the writes that could not be stored, with the error, as frame payloads.
+_V2 = """
+CREATE TABLE spool_offsets (segment VARCHAR PRIMARY KEY, merged_to BIGINT NOT NULL);
+CREATE TABLE spool_rejects (
+    segment VARCHAR NOT NULL,
+    frame_offset BIGINT NOT NULL,
+    error VARCHAR NOT NULL,
+    payload BLOB NOT NULL,
+    rejected_time BIGINT NOT NULL
+);
+CREATE VIEW nbtrack.spool_rejects AS
+    SELECT segment, frame_offset, error, rejected_time FROM main.spool_rejects;
+"""
+
 #: MIGRATIONS[n] brings a store from version n to n + 1 (version 0 is an empty file).
-MIGRATIONS: list[str] = [_V1 + _VIEWS_V1]
+MIGRATIONS: list[str] = [_V1 + _VIEWS_V1, _V2]
 
 VIEW_NAMES = (
     "experiments", "runs", "runs_wide", "params", "tags", "metrics", "latest_metrics",

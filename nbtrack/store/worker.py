@@ -66,6 +66,9 @@ class BackgroundWriter:
         self._stopping = True
         self._wake.set()
         thread.join(timeout)
+        if not thread.is_alive():  # a store used again after close starts a new thread
+            self._thread = None
+            self._stopping = False
 
     def forget(self) -> None:
         """Drop the thread handle in a forked child (the thread does not exist there)."""
@@ -97,3 +100,80 @@ class BackgroundWriter:
                 self.last_error = exc
                 self._wake.wait(retry_delay)
                 retry_delay = min(retry_delay * 2, 5.0)
+
+
+class Spooler:
+    """A daemon thread that moves pending values to the spool within ``delay`` seconds.
+
+    ``nudge`` (the first value after the buffer was emptied) starts the clock; ``now`` skips
+    the wait. Idle, the thread sleeps until nudged: an idle kernel costs nothing.
+    """
+
+    def __init__(self, task: Callable[[], None], delay: float,
+                 on_error: Callable[[BaseException], None]) -> None:
+        self._task = task
+        self._on_error = on_error
+        self.delay = delay
+        self._wake = threading.Event()
+        self._urgent = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._pid = os.getpid()
+        self._stopping = False
+
+    def nudge(self) -> None:
+        """Values are waiting: spool them within ``delay``."""
+        if self._thread is None or self._pid != os.getpid():
+            self._start()
+        self._wake.set()
+
+    def now(self) -> None:
+        """Spool what is waiting without delay (in the background)."""
+        self._urgent.set()
+        self.nudge()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread and wait for the spool write in progress, if any."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            return
+        self._stopping = True
+        self._urgent.set()
+        self._wake.set()
+        thread.join(timeout)
+        if not thread.is_alive():  # a store used again after close starts a new thread
+            self._thread = None
+            self._stopping = False
+            self._urgent.clear()
+
+    def forget(self) -> None:
+        """Drop the thread handle in a forked child (the thread does not exist there)."""
+        self._thread = None
+        self._wake = threading.Event()
+        self._urgent = threading.Event()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="nbtrack-spool",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        retry_delay = 0.05
+        while True:
+            self._wake.wait()
+            self._urgent.wait(self.delay)
+            if self._stopping:
+                return  # whoever stops the thread spools what is left
+            self._wake.clear()
+            self._urgent.clear()
+            try:
+                self._task()
+                retry_delay = 0.05
+            except BaseException as exc:  # the values stay in memory; try again shortly
+                self._on_error(exc)
+                self._urgent.wait(retry_delay)
+                retry_delay = min(retry_delay * 2, 1.0)
+                self._wake.set()

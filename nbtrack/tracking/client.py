@@ -57,6 +57,18 @@ class Client(RegistryClientMixin):
         """The store behind this client."""
         return self._store
 
+    def sync(self) -> None:
+        """Make every value this process logged durable on disk now (no store lock needed).
+
+        Values become durable on their own within 50 ms; a run's start and end, and
+        ``synchronous=True``, are durable when they return.
+        """
+        self._store.sync()
+
+    def flush(self) -> None:
+        """Make every logged value durable and merge it into the store, visible to all."""
+        self._store.flush()
+
     # experiments --------------------------------------------------------------------------
     def create_experiment(
         self, name: str, artifact_location: str | None = None, tags: dict | None = None

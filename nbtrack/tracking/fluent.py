@@ -65,13 +65,13 @@ class ActiveRun:
         else:
             status = RunStatus.FAILED
         if self in _active_runs:
-            _end(self, status)
-        if exc_type is not None:
             try:
-                self.client.store.flush()
-            except Exception as flush_error:  # keep the user's exception on top
-                print(f"nbtrack: could not write the run's values yet: {flush_error}",
-                      file=sys.stderr)
+                _end(self, status)
+            except Exception as end_error:
+                if exc_type is None:
+                    raise
+                # keep the user's exception on top; the values stay in memory and the spool
+                print(f"nbtrack: could not end run {self.run_id}: {end_error}", file=sys.stderr)
         return False
 
 
@@ -194,7 +194,7 @@ def _target(run_id: str | None) -> tuple[Client, str]:
 
 def _written(client: Client, synchronous: bool | None) -> None:
     if synchronous:
-        client.store.flush()
+        client.sync()
 
 
 def log_param(key: str, value, synchronous: bool | None = None) -> object:
@@ -231,7 +231,7 @@ def log_metric(key: str, value, step: int | None = None, synchronous: bool | Non
         client = _client()
     client.log_metric(run_id, key, value, timestamp, step)
     if synchronous:
-        client.store.flush()
+        client.sync()
 
 
 def log_metrics(metrics: dict, step: int | None = None, synchronous: bool | None = None,
@@ -401,8 +401,8 @@ def sql(query: str, parameters: list | None = None):
 
 
 def flush() -> None:
-    """Write everything logged so far to the store now."""
-    _client().store.flush()
+    """Make everything logged so far durable and visible to every reader, now."""
+    _client().flush()
 
 
 def _end_runs_at_exit() -> None:
@@ -411,9 +411,9 @@ def _end_runs_at_exit() -> None:
             end_run(RunStatus.FINISHED)
         except Exception:
             _active_runs.pop()
-    from nbtrack.store.duckdb_store import _flush_all_at_exit
+    from nbtrack.store.duckdb_store import close_all_at_exit
 
-    _flush_all_at_exit()
+    close_all_at_exit()
 
 
 atexit.register(_end_runs_at_exit)

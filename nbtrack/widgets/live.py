@@ -149,7 +149,7 @@ class LiveChart(anywidget.AnyWidget):
         _POLLER.drop(self)
         self.running = False
         self._store.write_soon()
-        if not len(self._store._pending):  # nothing left to write: finish now
+        if not self._store.has_unwritten():  # nothing left to write: finish now
             self._push()
             self._detach()
 

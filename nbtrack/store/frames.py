@@ -1,0 +1,114 @@
+"""A ``Batch`` as the payload of one spool frame, and back.
+
+Payload: ``u32 header length | header (JSON) | metrics (Arrow IPC stream, optional)``. Metric
+rows, by far the most numerous, travel as Arrow columns: encoding 200k rows takes milliseconds,
+and -0.0, NaN and the infinities come back bit for bit. Everything else is small and goes as
+JSON. The header carries a format number, so a newer frame is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import struct
+
+from nbtrack.store.pending import Batch
+
+FORMAT = 1
+_LENGTH = struct.Struct("<I")
+
+
+class FrameFormatError(ValueError):
+    """A frame whose payload this nbtrack cannot read."""
+
+
+@functools.cache
+def metric_schema():
+    """The Arrow schema of metric rows: ``run_id, key, value, step, timestamp``."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("run_id", pa.string()), ("key", pa.string()), ("value", pa.float64()),
+        ("step", pa.int64()), ("timestamp", pa.int64()),
+    ])
+
+
+def metrics_table(rows: list[tuple]):
+    """Metric row tuples ``(run_id, key, value, step, timestamp)`` as an Arrow table."""
+    import pyarrow as pa
+
+    array = pa.array(rows, type=pa.struct(list(metric_schema())))
+    return pa.Table.from_struct_array(array)
+
+
+def encode(batch: Batch) -> bytes:
+    """The payload of one frame holding ``batch``."""
+    header: dict = {"format": FORMAT}
+    for name in ("environments", "runs", "run_updates"):
+        value = getattr(batch, name)
+        if value:
+            header[name] = value
+    if batch.params:
+        header["params"] = batch.params
+    if batch.tags:
+        header["tags"] = [[run_id, key, value] for (run_id, key), value in batch.tags.items()]
+    if batch.artifacts:
+        header["artifacts"] = batch.artifacts
+    if batch.datasets:
+        header["datasets"] = list(batch.datasets.values())
+    if batch.inputs:
+        header["inputs"] = batch.inputs
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    parts = [_LENGTH.pack(len(text)), text]
+    tables = list(batch.metric_tables)
+    if batch.metrics:
+        tables.append(metrics_table(batch.metrics))
+    if tables:
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, metric_schema()) as writer:
+            for table in tables:
+                writer.write_table(table)
+        parts.append(sink.getvalue().to_pybytes())
+    return b"".join(parts)
+
+
+def decode(payload: bytes) -> Batch:
+    """The ``Batch`` a frame holds.
+
+    Raises:
+        FrameFormatError: the payload is not a frame this nbtrack can read.
+
+    """
+    try:
+        (length,) = _LENGTH.unpack_from(payload)
+        header = json.loads(payload[_LENGTH.size:_LENGTH.size + length])
+    except (struct.error, ValueError) as exc:
+        raise FrameFormatError(f"unreadable frame header: {exc}") from exc
+    if header.get("format") != FORMAT:
+        raise FrameFormatError(
+            f"frame format {header.get('format')!r} is not {FORMAT}: written by another "
+            "version of nbtrack; merge it with that version"
+        )
+    batch = Batch(
+        environments=header.get("environments", {}),
+        runs=header.get("runs", {}),
+        run_updates=header.get("run_updates", {}),
+        params=[tuple(p) for p in header.get("params", [])],
+        tags={(r, k): v for r, k, v in header.get("tags", [])},
+        artifacts=[tuple(a) for a in header.get("artifacts", [])],
+        datasets={(d["name"], d["digest"]): d for d in header.get("datasets", [])},
+        inputs=[tuple(i) for i in header.get("inputs", [])],
+    )
+    rest = payload[_LENGTH.size + length:]
+    if rest:
+        import pyarrow as pa
+
+        try:
+            table = pa.ipc.open_stream(rest).read_all()
+        except pa.ArrowInvalid as exc:
+            raise FrameFormatError(f"unreadable metric rows: {exc}") from exc
+        if table.num_rows:
+            batch.metric_tables.append(table)
+    return batch
