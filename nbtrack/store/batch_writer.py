@@ -19,21 +19,24 @@ UPDATABLE_RUN_COLUMNS = (
     "status", "end_time", "run_name", "description", "lifecycle_stage", "pid", "host",
 )
 
+# The latest value per key: highest step, then timestamp, then value (MLflow's order). The
+# order is one HUGEINT (step, then timestamp) rather than a struct: DuckDB normalises -0.0 to
+# 0.0 in the values that ride along with a struct ordering key, and -0.0 must keep its sign.
 _LATEST = """
 INSERT OR REPLACE INTO latest_metrics
-SELECT run_id, key, c.v, c.s, c.t FROM (
-    SELECT run_id, key,
-           arg_max(struct_pack(v := value, s := step, t := "timestamp"),
-                   struct_pack(s := step, t := "timestamp", v := value)) AS c
-    FROM (
-        SELECT * FROM _nb_metrics
-        UNION ALL
-        SELECT l.* FROM latest_metrics l
-        SEMI JOIN (SELECT DISTINCT run_id, key FROM _nb_metrics) b
-            ON l.run_id = b.run_id AND l.key = b.key
+SELECT run_id, key, max(value), any_value(step), any_value("timestamp") FROM (
+    SELECT *, rank = max(rank) OVER (PARTITION BY run_id, key) AS top FROM (
+        SELECT *, step::HUGEINT * 18446744073709551616 + "timestamp" AS rank FROM (
+            SELECT * FROM _nb_metrics
+            UNION ALL
+            SELECT l.* FROM latest_metrics l
+            SEMI JOIN (SELECT DISTINCT run_id, key FROM _nb_metrics) b
+                ON l.run_id = b.run_id AND l.key = b.key
+        )
     )
-    GROUP BY run_id, key
 )
+WHERE top
+GROUP BY run_id, key
 """
 
 

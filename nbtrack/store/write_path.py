@@ -75,7 +75,12 @@ class WritePath:
             interval=_float_env("NBTRACK_FLUSH_INTERVAL", 1.0),
             linger=connection.linger,
         )
-        connection.after_open = self._merger.ensure_running
+        self._closing = False
+        connection.after_open = self._after_open
+
+    def _after_open(self) -> None:
+        if not self._closing:  # the merger also closes an idle file; not while shutting down
+            self._merger.ensure_running()
 
     # the logging side ---------------------------------------------------------------------
     def raise_error(self) -> None:
@@ -272,10 +277,11 @@ class WritePath:
             WriteError: what could not be spooled (kept in memory until the process ends).
 
         """
+        self._closing = True
         self._spooler.stop()
         self._merger.stop()
-        self.sync()
         try:
+            self.sync()
             if self.segment.size > self._own_merged_to:
                 with self.connection.use(merge_timeout) as conn:
                     self.merge(conn)
@@ -284,6 +290,7 @@ class WritePath:
         finally:
             self.segment.close(remove_if_merged_to=self._own_merged_to)
             self._own_merged_to = 0
+            self._closing = False
 
     def forget_after_fork(self) -> None:
         """In a forked child: the parent keeps its values, its segment and its threads."""

@@ -28,12 +28,25 @@ from nbtrack.entities import (
 from nbtrack.exceptions import InvalidValueError, NotFoundError
 from nbtrack.store.registry import get_store
 from nbtrack.tracking import names, serialize
-from nbtrack.tracking.names import _valid_keys, check_key, metric_value
+from nbtrack.tracking.names import (
+    INT64_MAX,
+    INT64_MIN,
+    _valid_keys,
+    check_key,
+    check_text,
+    metric_value,
+    whole_number,
+)
 from nbtrack.tracking.registry_client import RegistryClientMixin
 
 SEARCH_MAX_RESULTS = 1000
 EXPERIMENT_CHECK_SECONDS = 5.0
 
+
+
+def _param(key, value) -> tuple[str, str]:
+    key = check_key(key, "param")
+    return key, check_text(str(value), f"value of param {key!r}")
 
 
 class Client(RegistryClientMixin):
@@ -157,14 +170,16 @@ class Client(RegistryClientMixin):
         row = {
             "run_id": run_id,
             "experiment_id": str(experiment_id),
-            "run_name": run_name or names.generate_run_name(),
+            "run_name": check_text(str(run_name), "run name") if run_name
+            else names.generate_run_name(),
             "user_id": system.user(),
             "status": RunStatus.RUNNING,
             "start_time": start_time if start_time is not None else now_ms(),
             "lifecycle_stage": LifecycleStage.ACTIVE,
             "artifact_uri": f"artifacts/{run_id}",
             "parent_run_id": parent_run_id,
-            "description": description,
+            "description": None if description is None
+            else check_text(str(description), "run description"),
             "source_type": entry.type,
             "source_name": entry.name,
             "source_code": entry.code,
@@ -218,7 +233,7 @@ class Client(RegistryClientMixin):
             if changes["status"] == RunStatus.RUNNING:
                 changes.update(pid=os.getpid(), host=system.host(), end_time=None)
         if name is not None:
-            changes["run_name"] = str(name)
+            changes["run_name"] = check_text(str(name), "run name")
         if changes:
             self._store.update_run(run_id, changes)
 
@@ -246,7 +261,7 @@ class Client(RegistryClientMixin):
     # values -------------------------------------------------------------------------------
     def log_param(self, run_id: str, key: str, value) -> object:
         """Log a param; logging the same value again is a no-op, a different value an error."""
-        self._store.add_params(run_id, [(check_key(key, "param"), str(value))])
+        self._store.add_params(run_id, [_param(key, value)])
         return value
 
     def log_metric(self, run_id: str, key: str, value, timestamp: int | None = None,
@@ -258,12 +273,17 @@ class Client(RegistryClientMixin):
             store.ensure_run(run_id)
         if key not in _valid_keys:
             check_key(key, "metric")
+        if step is None:
+            step = 0
+        elif step.__class__ is not int or not INT64_MIN <= step <= INT64_MAX:
+            step = whole_number(key, "step", step)
+        if timestamp is None:
+            timestamp = time.time_ns() // 1_000_000  # now_ms, inline
+        elif timestamp.__class__ is not int or not INT64_MIN <= timestamp <= INT64_MAX:
+            timestamp = whole_number(key, "timestamp", timestamp)
         store.add_metric(
-            run_id,
-            key,
-            value if value.__class__ is float else metric_value(key, value),
-            time.time_ns() // 1_000_000 if timestamp is None else int(timestamp),  # now_ms, inline
-            0 if step is None else int(step),
+            run_id, key, value if value.__class__ is float else metric_value(key, value),
+            timestamp, step,
         )
 
     def set_tag(self, run_id: str, key: str, value) -> None:
@@ -273,7 +293,8 @@ class Client(RegistryClientMixin):
     def set_tags(self, run_id: str, tags: dict) -> None:
         """Set several tags."""
         self._store.ensure_run(run_id)
-        items = [(check_key(k, "tag"), str(v)) for k, v in tags.items()]
+        items = [(check_key(k, "tag"), check_text(str(v), f"value of tag {k!r}"))
+                 for k, v in tags.items()]
         self._store.set_tags(run_id, items)
 
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -293,14 +314,16 @@ class Client(RegistryClientMixin):
         self._store.ensure_run(run_id)
         if params:
             self._store.add_params(
-                run_id, [(check_key(p.key, "param"), str(p.value)) for p in params]
+                run_id, [_param(p.key, p.value) for p in params]
             )
         if tags:
             self.set_tags(run_id, {t.key: t.value for t in tags})
         if metrics:
             rows = [
                 (run_id, check_key(m.key, "metric"), metric_value(m.key, m.value),
-                 int(m.step or 0), int(m.timestamp) if m.timestamp is not None else now_ms())
+                 whole_number(m.key, "step", m.step or 0),
+                 whole_number(m.key, "timestamp", m.timestamp) if m.timestamp is not None
+                 else now_ms())
                 for m in metrics
             ]
             self._store.add_metrics(rows)
@@ -333,6 +356,7 @@ class Client(RegistryClientMixin):
 
     def _index(self, run_id: str, rows: list[tuple]) -> None:
         for relative, size, sha in rows:
+            check_text(relative, "artifact path")
             self._store.add_artifact(run_id, relative, size, sha)
 
     def log_artifact(self, run_id: str, local_path: str | os.PathLike,
@@ -370,6 +394,9 @@ class Client(RegistryClientMixin):
         """Record a DataFrame, array or file the run used, with a content digest."""
         self._store.ensure_run(run_id)
         record = describe_dataset(dataset, name)
+        for field, text in record.items():
+            if isinstance(text, str):
+                check_text(text, f"dataset {field}")
         self._store.add_input(run_id, record, context)
         return record
 

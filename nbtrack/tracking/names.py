@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import operator
 import random
 import re
 
 from nbtrack.exceptions import InvalidValueError
 
 MAX_KEY_LENGTH = 250
+#: steps and timestamps are stored as signed 64-bit integers, as in MLflow
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _KEY = re.compile(r"^[\w\-. /:]+$")
 _ADJECTIVES = (
     "amber", "bold", "brisk", "calm", "clever", "crisp", "eager", "fair", "gentle", "glad",
@@ -28,7 +31,7 @@ def check_key(key: object, what: str) -> str:
     """Return ``key`` if it is a valid name for a param, metric or tag, or raise."""
     if key in _valid_keys:
         return key  # type: ignore[return-value]
-    if type(key) is str and len(key) <= MAX_KEY_LENGTH and _KEY.match(key) and ".." not in key:
+    if type(key) is str and len(key) <= MAX_KEY_LENGTH and _KEY.fullmatch(key) and ".." not in key:
         if len(_valid_keys) < 100_000:
             _valid_keys.add(key)
         return key
@@ -38,6 +41,38 @@ def check_key(key: object, what: str) -> str:
         f"Invalid {what} key {key!r}: use letters, digits, '_', '-', '.', ' ', '/' or ':', "
         f"at most {MAX_KEY_LENGTH} characters, without '..'."
     )
+
+
+def whole_number(key: str, what: str, value: object) -> int:
+    """Return a metric's step or timestamp as an int that fits int64, or raise naming both."""
+    try:
+        number = operator.index(value)  # int, bool, numpy integers
+    except TypeError:
+        if not (isinstance(value, float) and value.is_integer()):
+            raise InvalidValueError(
+                f"The {what} of metric {key!r} must be a whole number, got "
+                f"{type(value).__name__} {value!r}. Pass an int (fractions are not truncated)."
+            ) from None
+        number = int(value)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise InvalidValueError(
+            f"The {what} of metric {key!r} is {number}, outside the signed 64-bit range "
+            f"[{INT64_MIN}, {INT64_MAX}] that MLflow and nbtrack store."
+        )
+    return number
+
+
+def check_text(value: str, what: str) -> str:
+    """Return ``value`` if it can be stored (encodes as UTF-8), or raise naming it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError(
+            f"The {what} {value!r} cannot be stored: it is not valid Unicode ({exc.reason} at "
+            f"position {exc.start}), as happens with os.fsdecode of a file name that is not "
+            "UTF-8. Clean it first, e.g. value.encode('utf-8', 'replace').decode()."
+        ) from None
+    return value
 
 
 def metric_value(key: str, value: object) -> float:
