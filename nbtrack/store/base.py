@@ -33,8 +33,8 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        """Return an experiment by id or raise NotFoundError."""
+    def get_experiment(self, experiment_id: str, wait: float | None = None) -> Experiment:
+        """Return an experiment by id or raise NotFoundError (StoreBusyError after ``wait``)."""
 
     @abstractmethod
     def get_experiment_by_name(self, name: str) -> Experiment | None:

@@ -23,6 +23,7 @@ from nbtrack.exceptions import (
     NotAStoreError,
     NotFoundError,
     ParamConflictError,
+    StoreBusyError,
     StoreVersionError,
 )
 from nbtrack.store import run_index, run_queries, schema, spool
@@ -36,6 +37,8 @@ from nbtrack.store.write_path import WritePath, exit_merge_timeout
 DB_FILE = "store.duckdb"
 _KNOWN_RUNS_MAX = 10_000
 _CREATED_RUNS_MAX = 100_000
+#: how long opening an existing store waits for the lock before leaving it to the merger
+OPEN_WAIT = 0.5
 _LIVE_STORES: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
 
 
@@ -76,10 +79,17 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         self._seen_environments: set[str] = set()
         _LIVE_STORES.add(self)
         # create or check the schema now, so a bad store fails at once; then take in what
-        # processes that died left in the spool, and mark their runs KILLED
-        with self._connection.use() as conn:
-            self._writes.merge(conn, tidy=True)
-        self.mark_dead_runs()
+        # processes that died left in the spool, and mark their runs KILLED. A store that
+        # exists but is busy is checked by the merger later: logging must not wait for it.
+        existing = self.db_path.exists()
+        try:
+            with self._connection.use(OPEN_WAIT if existing else None) as conn:
+                self._writes.merge(conn, tidy=True)
+            self.mark_dead_runs()
+        except StoreBusyError:
+            if not existing:
+                raise
+            self._writes.merge_when_free()
 
     def __repr__(self) -> str:
         return f"DuckDBStore({str(self.root)!r})"
@@ -361,6 +371,7 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         self._writes.sync()
         with self._connection.use() as conn:
             self._writes.merge(conn)
+            self._check_writes()  # a write this merge refused is reported here, once
             return fn(conn, self, *args, **kwargs)
 
     def session_cache(self) -> dict:

@@ -56,9 +56,10 @@ class ExperimentsMixin:
                 )
         return experiment_id
 
-    def _experiments(self, where: str, params: list) -> list[Experiment]:
+    def _experiments(self, where: str, params: list, wait: float | None = None
+                     ) -> list[Experiment]:
         # experiments are written at once, never buffered: no flush needed before reading
-        with self._connection.use() as conn:
+        with self._connection.use(wait) as conn:
             rows = conn.execute(
                 "SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, "
                 "e.creation_time, e.last_update_time, "
@@ -80,9 +81,13 @@ class ExperimentsMixin:
             for r in rows
         ]
 
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        """Return an experiment by id."""
-        found = self._experiments("WHERE experiment_id = ?", [str(experiment_id)])
+    def get_experiment(self, experiment_id: str, wait: float | None = None) -> Experiment:
+        """Return an experiment by id.
+
+        A busy store is waited for up to ``wait`` seconds (default: the lock timeout), then
+        StoreBusyError is raised.
+        """
+        found = self._experiments("WHERE experiment_id = ?", [str(experiment_id)], wait)
         if not found:
             raise NotFoundError(
                 f"No experiment with id {experiment_id!r} in the store {self.root}. "

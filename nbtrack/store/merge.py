@@ -219,9 +219,18 @@ def _remove_merged_dead(conn, folder: Path, cache: dict, own, report: MergeRepor
         if own(name) or spool.owner_alive(folder / name):
             continue
         report.dead_segments.append(name)
-        if offsets.get(name, 0) >= size:
+        merged_to = offsets.get(name, 0)
+        if merged_to >= size or spool.only_torn_tail(folder / name, merged_to):
             (folder / name).unlink(missing_ok=True)
             names.discard(name)
+        else:  # a damaged frame: keep the file for `nbtrack doctor`, out of the merge's way
+            (folder / name).rename(folder / (name + ".damaged"))
+            names.discard(name)
+            report.warnings.append(
+                f"The spool segment {folder / name} is damaged after byte {merged_to}; what came "
+                f"before was merged. It was renamed to {name}.damaged: run `nbtrack doctor` "
+                "on the store to see what it holds."
+            )
     stale = [name for name in offsets if name not in names and not own(name)]
     if stale:
         conn.execute("DELETE FROM spool_offsets WHERE segment IN (SELECT unnest(?))", [stale])

@@ -79,7 +79,7 @@ class Segment:
         frame = FRAME_HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
         with self._mutex:
             fd = self._fd if self._fd is not None else self._open()
-            start = self.size
+            start, path = self.size, self.folder / self.name
             try:
                 view = memoryview(frame)
                 while view:
@@ -90,7 +90,7 @@ class Segment:
             except OSError as exc:
                 self._abandon(fd, start)
                 raise SpoolWriteError(
-                    f"could not append to the spool segment {self.folder / self.name}: {exc}"
+                    f"could not append to the spool segment {path}: {exc}"
                 ) from exc
             self.size = start + len(frame)
 
@@ -202,6 +202,25 @@ def read_frames(path: Path, offset: int, limit: int) -> Iterator[tuple[int, int,
             yield offset, end, payload
             offset = end
             total += length
+
+
+def only_torn_tail(path: Path, offset: int) -> bool:
+    """Whether the bytes after ``offset`` are one incomplete frame that runs to the end.
+
+    That is what a process leaves when it dies in the middle of a write: a value that never
+    reached its durability point. Anything else after the last whole frame is damage.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            header = handle.read(FRAME_HEADER.size)
+    except FileNotFoundError:
+        return True
+    if len(header) < FRAME_HEADER.size:
+        return header[:4] == MAGIC[: len(header)]
+    magic, length, _ = FRAME_HEADER.unpack(header)
+    return magic == MAGIC and offset + FRAME_HEADER.size + length > size
 
 
 def owner_alive(path: Path) -> bool:

@@ -260,6 +260,11 @@ class WritePath:
         with self.connection.use(timeout) as conn:
             self.merge(conn)
 
+    def merge_when_free(self) -> None:
+        """Start the merger now: it merges as soon as the store lock can be had."""
+        self._last_tidy = 0.0
+        self._merger.wake()
+
     def _merge_in_background(self) -> None:
         if not self.has_unmerged():
             return

@@ -25,7 +25,7 @@ from nbtrack.entities import (
     RunTag,
     ViewType,
 )
-from nbtrack.exceptions import InvalidValueError, NotFoundError
+from nbtrack.exceptions import InvalidValueError, NotFoundError, StoreBusyError
 from nbtrack.store.registry import get_store
 from nbtrack.tracking import names, serialize
 from nbtrack.tracking.names import (
@@ -41,6 +41,8 @@ from nbtrack.tracking.registry_client import RegistryClientMixin
 
 SEARCH_MAX_RESULTS = 1000
 EXPERIMENT_CHECK_SECONDS = 5.0
+#: how long starting a run waits for a busy store to check its experiment, then goes ahead
+EXPERIMENT_CHECK_WAIT = 1.0
 
 
 
@@ -136,7 +138,10 @@ class Client(RegistryClientMixin):
         checked = self._active_experiments.get(experiment_id)
         if checked is not None and time.monotonic() - checked < EXPERIMENT_CHECK_SECONDS:
             return
-        experiment = self.get_experiment(experiment_id)
+        try:
+            experiment = self._store.get_experiment(experiment_id, wait=EXPERIMENT_CHECK_WAIT)
+        except StoreBusyError:
+            return  # a busy store must not stop a run from starting; its values are durable
         if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
             raise InvalidValueError(
                 f"Experiment {experiment.name!r} is deleted; restore it with "
