@@ -211,7 +211,7 @@ def test_a_full_disk_keeps_values_until_there_is_room(tmp_path):
                 pass
         values = [float(i) for i in range(2000)]
         logged = 0
-        with pytest.raises(WriteError, match="spool|durable"):
+        with pytest.raises(WriteError, match=r"spool|durable"):
             for step, value in enumerate(values):
                 client.log_metric(run_id, "m", value, step=step)
                 logged += 1
