@@ -41,8 +41,26 @@ def metrics_table(rows: list[tuple]):
     return pa.Table.from_struct_array(array)
 
 
-def encode(batch: Batch) -> bytes:
-    """The payload of one frame holding ``batch``."""
+def latest_by_key(table) -> list[tuple[str, str, int, int, float]]:
+    """``(run_id, key, step, timestamp, value)`` of the latest row per run and key.
+
+    Latest is MLflow's order: highest step, then timestamp, then value. Computed by Arrow
+    (sort, then the last row of each group), which frees the interpreter while it works.
+    """
+    ordered = table.sort_by([("run_id", "ascending"), ("key", "ascending"),
+                             ("step", "ascending"), ("timestamp", "ascending"),
+                             ("value", "ascending")])
+    last = ordered.group_by(["run_id", "key"], use_threads=False).aggregate(
+        [("step", "last"), ("timestamp", "last"), ("value", "last")])
+    return list(zip(*(last.column(name).to_pylist() for name in (
+        "run_id", "key", "step_last", "timestamp_last", "value_last")), strict=True))
+
+
+def encode(batch: Batch, metrics=None) -> bytes:
+    """The payload of one frame holding ``batch``.
+
+    ``metrics``: ``batch.metrics`` already made into an Arrow table, if the caller has it.
+    """
     header: dict = {"format": FORMAT}
     for name in ("environments", "runs", "run_updates"):
         value = getattr(batch, name)
@@ -62,7 +80,7 @@ def encode(batch: Batch) -> bytes:
     parts = [_LENGTH.pack(len(text)), text]
     tables = list(batch.metric_tables)
     if batch.metrics:
-        tables.append(metrics_table(batch.metrics))
+        tables.append(metrics_table(batch.metrics) if metrics is None else metrics)
     if tables:
         import pyarrow as pa
 

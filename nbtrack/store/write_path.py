@@ -137,15 +137,17 @@ class WritePath:
             with self._peek_lock:
                 batch = self._in_flight = self.pending.take()
             try:
-                payload = self._encode(batch)
+                table = frames.metrics_table(batch.metrics) if batch.metrics else None
+                payload = self._encode(batch, table)
                 self.segment.append(payload)
+                latest = frames.latest_by_key(table) if table is not None else []
             except BaseException:
                 with self._peek_lock:
                     self.pending.put_back(batch)
                     self._in_flight = None
                 raise
             with self._peek_lock:
-                self._note_latest(batch)
+                self._note_latest(latest)
                 self._in_flight = None
         for listener in list(self.listeners):
             try:
@@ -153,10 +155,10 @@ class WritePath:
             except Exception as exc:  # a listener (a live chart) must never stop writes
                 warnings.warn(f"nbtrack: a write listener failed: {exc}", stacklevel=2)
 
-    def _encode(self, batch: Batch) -> bytes:
+    def _encode(self, batch: Batch, metrics) -> bytes:
         """Encode a batch; a write that cannot be encoded is set aside, the rest goes on."""
         try:
-            return frames.encode(batch)
+            return frames.encode(batch, metrics)
         except (TypeError, ValueError, UnicodeError, OverflowError):
             kept, refused = Batch(), []
             for i in range(len(batch)):
@@ -173,11 +175,11 @@ class WritePath:
             )
             return frames.encode(kept)
 
-    def _note_latest(self, batch: Batch) -> None:
+    def _note_latest(self, rows: list[tuple[str, str, int, int, float]]) -> None:
         latest = self._latest
-        if latest is None or not batch.metrics:
+        if latest is None:
             return
-        for run_id, key, value, step, stamp in batch.metrics:
+        for run_id, key, step, stamp, value in rows:
             keys = latest.get(run_id)
             if keys is None:
                 keys = latest[run_id] = {}
