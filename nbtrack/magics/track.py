@@ -175,7 +175,11 @@ class TrackMagics(Magics):
                 autolog.autolog(disable=True)
             self._after_cell(client, run_id, cell, params, metrics, args, capture)
             if nbtrack.active_run() is not None and nbtrack.active_run().run_id == run_id:
-                nbtrack.end_run(status)  # wakes the background writer: written within ms
+                nbtrack.end_run(status)
+            try:  # the durability point: once the summary shows, the run survives a SIGKILL
+                client.sync()
+            except NbtrackError as exc:
+                _warn(str(exc))
             latest = client.store.peek_latest_metrics(run_id)
             if chart is not None:
                 chart.finish()
