@@ -211,7 +211,7 @@ def nbtrack_log_metric_live(folder: Path, n: int = 1_000_000) -> dict:
 
     nbtrack = _nbtrack(folder)
     with nbtrack.start_run() as run:
-        chart = LiveChart(run.client.store, run.run_id, run.info.run_name)
+        chart = LiveChart(run.client, run.run_id, run.info.run_name)
         start = time.perf_counter()
         for i in range(n):
             nbtrack.log_metric("loss", 0.5, step=i)

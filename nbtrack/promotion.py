@@ -84,7 +84,7 @@ def promote(name: str, version, to: str = "Production", require: str | None = No
         (checks if _OPS[op](mine, theirs) else reasons).append(text)
     if reasons:
         why = "; ".join(reasons)
-        client._store.record_registry_event(
+        client.record_registry_event(
             "promotion_refused", name, candidate.version, comment=f"to {stage}: {why}",
             field="stage", from_value=candidate.current_stage, to_value=stage)
         raise PromotionRefused(

@@ -180,7 +180,7 @@ class TrackMagics(Magics):
                 client.sync()
             except NbtrackError as exc:
                 _warn(str(exc))
-            latest = client.store.peek_latest_metrics(run_id)
+            latest = client.peek_latest_metrics(run_id)
             if chart is not None:
                 chart.finish()
                 if not latest:
@@ -191,7 +191,7 @@ class TrackMagics(Magics):
     def _after_cell(self, client, run_id, cell, params, metrics, args, capture) -> None:
         """Log what the options name; a bad value is reported, never fatal."""
         namespace = self.shell.user_ns
-        logged = client.store.ensure_run(run_id)
+        logged = client.logged_params(run_id)
         transformed = self.shell.transform_cell(cell)  # once, for auto params and fingerprints
         wanted: dict[str, object] = {}
         if self.config_.auto_params and not args.no_auto_params:
@@ -245,13 +245,13 @@ class TrackMagics(Magics):
         if live is None:  # on in notebook kernels, unless NBTRACK_LIVE=0 (nbtrack run sets it)
             live = type(self.shell).__name__ == "ZMQInteractiveShell" and os.environ.get(
                 "NBTRACK_LIVE", "1").lower() not in ("0", "false", "no", "off")
-        if not live or not hasattr(client.store, "write_listeners"):
+        if not live:
             return None
         from IPython.display import display
 
         from nbtrack.widgets.live import LiveChart
 
-        chart = LiveChart(client.store, run.run_id, run.info.run_name)
+        chart = LiveChart(client, run.run_id, run.info.run_name)
         display(chart)
         return chart
 

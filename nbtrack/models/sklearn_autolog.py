@@ -100,7 +100,7 @@ def _text(value) -> str:
 def _log_new_params(client, run_id: str, params: dict[str, object]) -> None:
     from nbtrack.entities import Param
 
-    known = client.store.ensure_run(run_id)
+    known = client.logged_params(run_id)
     fresh = {}
     for key, value in params.items():
         text = _text(value)

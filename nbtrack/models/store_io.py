@@ -90,7 +90,7 @@ def model_name(name: str | None, artifact_path: str | None) -> str:
 
 
 def _check_against_index(client, run_id: str, folder: Path, prefix: str) -> None:
-    index = client.store.get_artifact_index(run_id)
+    index = client.artifact_index(run_id)
     for path in folder.rglob("*"):
         if not path.is_file():
             continue

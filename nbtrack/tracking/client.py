@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from nbtrack.artifacts import RunArtifacts
@@ -333,6 +334,44 @@ class Client(RegistryClientMixin):
             ]
             self._store.add_metrics(rows)
 
+    def logged_params(self, run_id: str) -> dict[str, str]:
+        """The params a run has (checking that it exists and is active); cached per process."""
+        return dict(self._store.ensure_run(run_id))
+
+    def peek_latest_metrics(self, run_id: str) -> dict[str, float]:
+        """The run's latest metric values, including those not merged into the store yet.
+
+        For a run created in this process the answer comes from memory: no wait for the store.
+        """
+        return self._store.peek_latest_metrics(run_id)
+
+    def follow_writes(self, listener) -> Callable[[], None]:
+        """Call ``listener(rows)`` with the metric rows of each batch once it is durable.
+
+        Rows are ``(run_id, key, value, step, timestamp)``. Returns a function that stops the
+        calls. Live charts follow their run this way, without polling the store.
+        """
+        listeners = self._store.write_listeners
+
+        def on_batch(batch) -> None:
+            listener(batch.metrics)
+
+        listeners.append(on_batch)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):  # stopped already
+                listeners.remove(on_batch)
+
+        return stop
+
+    def sync_soon(self) -> None:
+        """Ask for what this process logged to be made durable now, without waiting for it."""
+        self._store.write_soon()
+
+    def has_unsynced(self) -> bool:
+        """Whether values this process logged are not durable yet."""
+        return self._store.has_unwritten()
+
     def get_metric_history(self, run_id: str, key: str):
         """Every logged value of a metric, by step: a list-like of ``Metric``."""
         self._store.ensure_run(run_id)
@@ -416,6 +455,24 @@ class Client(RegistryClientMixin):
         """Copy an artifact file or folder to ``dst_path``; return the local path."""
         self._store.get_run(run_id)
         return self._artifacts(run_id).download(path, dst_path)
+
+    def artifact_index(self, run_id: str) -> dict[str, tuple[int, str]]:
+        """``{path: (size, sha256)}`` of every artifact the run logged."""
+        return self._store.get_artifact_index(run_id)
+
+    def get_environment(self, env_hash: str) -> dict | None:
+        """The environment (python version, platform, packages) recorded under a hash."""
+        return self._store.get_environment(env_hash)
+
+    def search_runs_frame(self, experiment_ids: list[str], filter_string: str | None,
+                          run_view_type: int, max_results: int, order_by: list[str] | None):
+        """The search as a pandas DataFrame with MLflow's columns."""
+        return self._store.search_runs_frame(experiment_ids, filter_string, run_view_type,
+                                             max_results, order_by)
+
+    def sql(self, query: str, parameters: list | None = None):
+        """One read-only SELECT over the store's documented views, as a DataFrame."""
+        return self._store.sql(query, parameters)
 
     def artifact_path(self, run_id: str) -> Path:
         """The folder holding a run's artifacts."""

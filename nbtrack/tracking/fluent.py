@@ -347,7 +347,7 @@ def search_runs(
                 return out
     if output_format != "pandas":
         raise NbtrackError(f"output_format is 'pandas' or 'list', not {output_format!r}.")
-    return client.store.search_runs_frame(ids, filter_string, run_view_type, max_results,
+    return client.search_runs_frame(ids, filter_string, run_view_type, max_results,
                                           order_by)
 
 
@@ -397,7 +397,7 @@ def sql(query: str, parameters: list | None = None):
     ``inputs``, ``environments``, ``registered_models``, ``model_versions``,
     ``registry_events``.
     """
-    return _client().store.sql(query, parameters)
+    return _client().sql(query, parameters)
 
 
 def flush() -> None:

@@ -186,6 +186,15 @@ class RegistryClientMixin:
         return found[0]
 
     # history and lineage ---------------------------------------------------------------------
+    def record_registry_event(self, action: str, name: str, version=None, comment: str = "",
+                              field: str | None = None, from_value=None, to_value=None) -> None:
+        """Append a decision that changed nothing, such as a refused promotion, to the audit log.
+
+        The registry records its changes itself; this is for what was decided against.
+        """
+        self._store.record_registry_event(action, name, version, comment, field, from_value,
+                                          to_value)
+
     def get_registry_events(self, name: str | None = None):
         """The audit log (who, when, what, from, to) as a DataFrame, oldest first."""
         import pandas as pd

@@ -38,7 +38,7 @@ def run_diff(client, run_ids: list[str]) -> dict:
     names = [r.info.run_name for r in runs]
     environments = []
     for run in runs:
-        env = client.store.get_environment(run.source.env_hash) if run.source.env_hash else None
+        env = client.get_environment(run.source.env_hash) if run.source.env_hash else None
         environments.append(env or {})
     sections = [
         _section("params", [r.data.params for r in runs]),

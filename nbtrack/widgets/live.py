@@ -9,7 +9,6 @@ the front end gets at most one update per interval.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from pathlib import Path
@@ -104,20 +103,20 @@ class LiveChart(anywidget.AnyWidget):
     series = traitlets.Dict().tag(sync=True)  # {key: {"step": [...], "value": [...]}}
     running = traitlets.Bool(True).tag(sync=True)
 
-    def __init__(self, store, run_id: str, run_name: str) -> None:
+    def __init__(self, client, run_id: str, run_name: str) -> None:
         super().__init__(run_name=run_name, layout=_shared_layout())
-        self._store, self._run_id = store, run_id
+        self._client, self._run_id = client, run_id
         self._lock = threading.Lock()
         self._points: dict[str, Series] = {}
         self._changed = False
         self._stop = threading.Event()
-        store.write_listeners.append(self._on_batch)
+        self._detach = client.follow_writes(self._on_rows)
         _POLLER.follow(self)
 
-    def _on_batch(self, batch) -> None:
+    def _on_rows(self, rows) -> None:
         run_id = self._run_id
         with self._lock:
-            for row in batch.metrics:
+            for row in rows:
                 if row[0] == run_id:
                     self._points.setdefault(row[1], Series()).add(row[3], row[2])
                     self._changed = True
@@ -127,7 +126,7 @@ class LiveChart(anywidget.AnyWidget):
 
     def poll(self) -> None:
         """Ask for a write of what is pending, and send the points gathered so far."""
-        self._store.write_soon()
+        self._client.sync_soon()
         self._push()
 
     def _push(self) -> None:
@@ -139,17 +138,13 @@ class LiveChart(anywidget.AnyWidget):
                       for k, s in sorted(self._points.items())}
         self.series = series
 
-    def _detach(self) -> None:
-        with contextlib.suppress(ValueError):  # already detached
-            self._store.write_listeners.remove(self._on_batch)
-
     def finish(self) -> None:
         """The cell ended: stop polling; the run's last write brings the final points."""
         self._stop.set()
         _POLLER.drop(self)
         self.running = False
-        self._store.write_soon()
-        if not self._store.has_unwritten():  # nothing left to write: finish now
+        self._client.sync_soon()
+        if not self._client.has_unsynced():  # nothing left to write: finish now
             self._push()
             self._detach()
 
