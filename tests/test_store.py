@@ -251,7 +251,7 @@ def test_sync_writes_option_writes_at_once(tmp_path, monkeypatch):
     assert store.sync_writes
     store.create_run({"run_id": "r", "experiment_id": "0", "status": "RUNNING",
                       "start_time": 1, "lifecycle_stage": "active"})
-    store.add_metric("r", "m", 1.0, 1, 0)
+    store.add_metric("r", "m", 1.0, 0, 1)
     assert not store.has_unwritten()
     assert store._writes.has_unmerged()  # durable in the spool, merged later
     store.close()

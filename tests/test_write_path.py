@@ -31,7 +31,6 @@ def _wait_until(condition, seconds=10.0):
 
 def test_a_value_is_durable_within_the_delay_and_merged_without_a_read(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.1")
-    store = DuckDBStore(tmp_path / "s")
     nbtrack.set_tracking_uri(tmp_path / "s")
     client = nbtrack.Client()
     run_id = client.create_run("0").info.run_id
@@ -39,7 +38,6 @@ def test_a_value_is_durable_within_the_delay_and_merged_without_a_read(tmp_path,
     assert _wait_until(lambda: not client.store.has_unwritten(), seconds=1)
     assert _wait_until(lambda: not client.store._connection.is_open)  # merged, linger over
     assert _count_points_elsewhere(tmp_path / "s") == 1
-    store.close()
 
 
 def test_the_first_value_starts_the_clock_and_a_full_buffer_spools_at_once(tmp_path,

@@ -120,20 +120,6 @@ def write_example(folder: Path, example) -> str:
     return INPUT_EXAMPLE
 
 
-def read_example(folder: Path):
-    """The saved input example (DataFrame or ndarray), or None."""
-    import numpy as np
-    import pandas as pd
-
-    path = folder / INPUT_EXAMPLE
-    if not path.is_file():
-        return None
-    payload = json.loads(path.read_text())
-    if payload.pop("type") == "ndarray":
-        return np.asarray(payload["data"], dtype=payload["dtype"])
-    return pd.DataFrame(payload["data"], columns=payload["columns"])
-
-
 def finish_folder(folder: Path, model: Model, *, input_example=None, signature=None,
                   predict=None, requirements: list[str] | None = None) -> Model:
     """Write the example, requirements and ``MLmodel`` of a folder holding a saved model.

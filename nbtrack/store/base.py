@@ -96,7 +96,7 @@ class Store(ABC):
         """Set tags; a value of None deletes the tag."""
 
     @abstractmethod
-    def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
+    def add_metric(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:
         """Record one metric value; callers check the run with ``ensure_run`` first."""
 
     @abstractmethod

@@ -32,6 +32,7 @@ from nbtrack.store.connection import ConnectionManager
 from nbtrack.store.experiments import ARTIFACTS_DIR, ExperimentsMixin
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.model_registry import RegistryMixin
+from nbtrack.store.pending import MetricRow
 from nbtrack.store.write_path import WritePath, exit_merge_timeout
 
 DB_FILE = "store.duckdb"
@@ -314,16 +315,16 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         """Whether ``ensure_run`` already vouched for this run in this process (no I/O)."""
         return run_id in self._known_runs
 
-    def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
+    def add_metric(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:
         """Queue one metric value: the hot path of ``log_metric`` (no I/O, no lock)."""
         writes = self._writes
         if writes.error is not None:
             writes.raise_error()
-        writes.pending.add_metric(run_id, key, value, timestamp, step)
+        writes.pending.add_metric(run_id, key, value, step, timestamp)
         if writes.sync_writes:
             writes.sync()
 
-    def add_metrics(self, rows: list[tuple[str, str, float, int, int]]) -> None:
+    def add_metrics(self, rows: list[MetricRow]) -> None:
         """Queue metric rows."""
         self._check_writes()
         self._writes.pending.add_metrics(rows)

@@ -7,6 +7,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+#: One metric value as it is buffered, spooled and stored: ``(run_id, key, value, step,
+#: timestamp)``, in the order of the ``metrics`` table's columns.
+MetricRow = tuple[str, str, float, int, int]
+
 
 @dataclass
 class Batch:
@@ -17,7 +21,7 @@ class Batch:
     run_updates: dict[str, dict] = field(default_factory=dict)
     params: list[tuple[str, str, str]] = field(default_factory=list)
     tags: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    metrics: list[tuple[str, str, float, int, int]] = field(default_factory=list)
+    metrics: list[MetricRow] = field(default_factory=list)
     #: metric rows already in Arrow form (as read back from the spool), after ``metrics``
     metric_tables: list = field(default_factory=list)
     artifacts: list[tuple[str, str, int, str, int]] = field(default_factory=list)
@@ -111,7 +115,7 @@ class PendingWrites:
         batch.metrics[:0] = metrics
         return batch
 
-    def metric_rows(self) -> list[tuple[str, str, float, int, int]]:
+    def metric_rows(self) -> list[MetricRow]:
         """A snapshot of the pending metric rows ``(run_id, key, value, step, timestamp)``."""
         with self._lock:
             rows = list(self._batch.metrics)
@@ -123,7 +127,7 @@ class PendingWrites:
             batch.absorb(self._batch)
             self._batch = batch
 
-    def add_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
+    def add_metric(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:
         """Append one metric value: the hot path of ``log_metric``."""
         queue = self._metric_queue
         queue.append((run_id, key, value, step, timestamp))
@@ -133,7 +137,7 @@ class PendingWrites:
         elif size == self.size_threshold:  # once per crossing
             self._on_size()
 
-    def add_metrics(self, rows: list[tuple[str, str, float, int, int]]) -> None:
+    def add_metrics(self, rows: list[MetricRow]) -> None:
         """Append metric rows ``(run_id, key, value, step, timestamp)``."""
         queue = self._metric_queue
         queue.extend(rows)

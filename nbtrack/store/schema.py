@@ -8,7 +8,6 @@ knows is refused rather than guessed at.
 from __future__ import annotations
 
 SCHEMA_VERSION = 2
-STORE_MARKER = "nbtrack"
 
 _V1 = """
 CREATE TABLE nbtrack_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -196,9 +195,3 @@ CREATE VIEW nbtrack.spool_rejects AS
 
 #: MIGRATIONS[n] brings a store from version n to n + 1 (version 0 is an empty file).
 MIGRATIONS: list[str] = [_V1 + _VIEWS_V1, _V2]
-
-VIEW_NAMES = (
-    "experiments", "runs", "runs_wide", "params", "tags", "metrics", "latest_metrics",
-    "artifacts", "inputs", "environments", "registered_models", "model_versions",
-    "registry_events",
-)

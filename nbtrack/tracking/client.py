@@ -289,7 +289,7 @@ class Client(RegistryClientMixin):
             timestamp = whole_number(key, "timestamp", timestamp)
         store.add_metric(
             run_id, key, value if value.__class__ is float else metric_value(key, value),
-            timestamp, step,
+            step, timestamp,
         )
 
     def set_tag(self, run_id: str, key: str, value) -> None:
