@@ -64,9 +64,10 @@ def _inputs(conn, store, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
 def _values_from_index(table, ids: list[str]) -> list[dict[str, dict]]:
     """``[params, tags, metrics]``, each ``{run_id: {key: value}}``, from index columns."""
     values: list[dict[str, dict]] = [defaultdict(dict) for _ in range(3)]
-    for name in table.column_names:
+    for column_name in table.column_names:
+        name = run_index.key_name(column_name)
         kind = next((k for prefix, k in _KINDS.items() if name.startswith(prefix)), None)
-        column = table.column(name)
+        column = table.column(column_name)
         if kind is None or column.null_count == len(column):
             continue
         key = name.split(".", 1)[1]
@@ -77,19 +78,29 @@ def _values_from_index(table, ids: list[str]) -> list[dict[str, dict]]:
     return values
 
 
+def _row_select(conn, store) -> str:
+    """The index columns that ``_runs_from_index`` needs: all of them while it is complete."""
+    return "r.*" if store.index_columns(conn)[1] else _RUN_SELECT
+
+
 def load_runs(conn, store, run_ids: list[str]) -> list[Run]:
     """The runs with these ids, in the given order (unknown ids are skipped)."""
     if not run_ids:
         return []
     table = conn.execute(
-        "SELECT * FROM run_index WHERE run_id IN (SELECT unnest(?))", [run_ids]
+        f"SELECT {_row_select(conn, store)} FROM run_index r "
+        "WHERE r.run_id IN (SELECT unnest(?))", [run_ids]
     ).to_arrow_table()
     by_id = {run.info.run_id: run for run in _runs_from_index(conn, store, table)}
     return [by_id[r] for r in run_ids if r in by_id]
 
 
 def _runs_from_index(conn, store, table) -> list[Run]:
-    """``Run`` entities from ``run_index`` rows (as Arrow), in the table's order."""
+    """``Run`` entities from ``run_index`` rows (as Arrow), in the table's order.
+
+    Their values come from the rows' key columns while the index is complete (then the rows
+    hold them all), else from the normalised tables.
+    """
     ids = table.column("run_id").to_pylist()
     if store.index_columns(conn)[1]:
         params, tags, metrics = _values_from_index(table, ids)
@@ -184,8 +195,8 @@ def search_runs(conn, store, experiment_ids, filter_string, view_type, max_resul
     """A page of runs and the token for the next page (None on the last page)."""
     limit = _check_max_results(max_results)
     offset = _decode_token(page_token)
-    sql, params = _search_sql("r.*", conn, store, experiment_ids, filter_string, view_type,
-                              order_by)
+    sql, params = _search_sql(_row_select(conn, store), conn, store, experiment_ids,
+                              filter_string, view_type, order_by)
     table = conn.execute(sql, [*params, limit + 1, offset]).to_arrow_table()
     token = _encode_token(offset + limit) if len(table) > limit else None
     return _runs_from_index(conn, store, table.slice(0, limit)), token
@@ -197,6 +208,17 @@ _FRAME_COLUMNS = (
 )
 
 
+def _key_select(indexed: dict[str, str], names) -> list[str]:
+    """Select items for the index columns of ``names``, named back by ``_decode``."""
+    return [f"r.{quote(indexed[n])}" for n in names if n in indexed]
+
+
+def _decode(table):
+    """Arrow column names from index columns back to key names (``metrics.^Loss`` -> ``Loss``)."""
+    return table.rename_columns([run_index.key_name(n) if n.startswith(tuple(run_index.KINDS))
+                                 else n for n in table.column_names])
+
+
 def search_runs_frame(conn, store, experiment_ids, filter_string, view_type, max_results,
                       order_by):
     """The matching runs as a DataFrame: MLflow's columns, then metrics.*, params.*, tags.*.
@@ -206,18 +228,18 @@ def search_runs_frame(conn, store, experiment_ids, filter_string, view_type, max
     import pandas as pd
 
     limit = _check_max_results(max_results)
-    keys, complete = store.index_columns(conn)
+    indexed, complete = store.index_columns(conn)
     columns = ", ".join([f"r.{c}" for c in _FRAME_COLUMNS]
-                        + [f"r.{quote(k)}" for k in sorted(keys)])
+                        + _key_select(indexed, sorted(indexed)))
     sql, params = _search_sql(columns, conn, store, experiment_ids, filter_string, view_type,
                               order_by)
-    table = conn.execute(sql, [*params, limit, 0]).to_arrow_table()
+    table = _decode(conn.execute(sql, [*params, limit, 0]).to_arrow_table())
     if not complete:
         table = _add_unindexed_keys(conn, table)
     rows = len(table)
-    kept = [n for n in table.column_names
-            if n in _FRAME_COLUMNS or (rows and table.column(n).null_count < rows)]
-    frame = table.select(kept).to_pandas()
+    kept = [n for n in sorted(set(table.column_names) - set(_FRAME_COLUMNS))
+            if rows and table.column(n).null_count < rows]
+    frame = table.select([*_FRAME_COLUMNS, *kept]).to_pandas()
     root = str(store.root)
     frame["artifact_uri"] = [f"{root}/{p}" if p else p for p in frame["artifact_uri"]]
     for col in ("start_time", "end_time"):
@@ -240,15 +262,15 @@ def search_runs_arrow(conn, store, experiment_ids, filter_string, view_type, max
 
     limit = _check_max_results(max_results)
     indexed, complete = store.index_columns(conn)
-    present = [k for k in keys if k in indexed]
-    columns = ", ".join([f"r.{c}" for c in TABLE_COLUMNS] + [f"r.{quote(k)}" for k in present])
+    keys = list(dict.fromkeys(keys))
+    columns = ", ".join([f"r.{c}" for c in TABLE_COLUMNS] + _key_select(indexed, keys))
     sql, params = _search_sql(columns + ", count(*) OVER () AS _total", conn, store,
                               experiment_ids, filter_string, view_type, order_by)
-    table = conn.execute(sql, [*params, limit, 0]).to_arrow_table()
+    table = _decode(conn.execute(sql, [*params, limit, 0]).to_arrow_table())
     total = table.column("_total")[0].as_py() if len(table) else 0
     table = table.drop_columns(["_total"])
     if not complete and len(table):
-        table = _add_unindexed_keys(conn, table)
+        table = _add_unindexed_keys(conn, table, [k for k in keys if k not in indexed])
     for key in keys:
         if key not in table.column_names:
             kind = pa.float64() if key.startswith("metrics.") else pa.string()
@@ -256,46 +278,66 @@ def search_runs_arrow(conn, store, experiment_ids, filter_string, view_type, max
     return table.select([*TABLE_COLUMNS, *keys]), total
 
 
+_KEY_COUNTS = """
+SELECT kind, key, count(*) AS n FROM (
+    SELECT 0 AS kind, run_id, key FROM latest_metrics
+    UNION ALL SELECT 1, run_id, key FROM params
+    UNION ALL SELECT 2, run_id, key FROM tags
+) v SEMI JOIN runs r ON r.run_id = v.run_id AND list_contains(?, r.experiment_id)
+    AND list_contains(?, r.lifecycle_stage)
+GROUP BY kind, key
+"""
+
+
 def key_counts(conn, store, experiment_ids, view_type) -> dict[str, int]:
-    """``{key column: number of runs that have it}`` over the experiments' runs, most first."""
-    indexed, _ = store.index_columns(conn)
-    if not indexed:
-        return {}
-    names = sorted(indexed)
-    counts = ", ".join(f"count(r.{quote(n)})" for n in names)
-    row = conn.execute(
-        f"SELECT {counts} FROM run_index r WHERE list_contains(?, r.experiment_id) "
-        "AND list_contains(?, r.lifecycle_stage)",
-        [[str(e) for e in experiment_ids], list(ViewType.stages(view_type))],
-    ).fetchone()
-    found = {n: c for n, c in zip(names, row, strict=True) if c}
+    """``{key column: number of runs that have it}`` over the experiments' runs, most first.
+
+    Counted in the normalised tables, so every key is there, however wide the store.
+    """
+    rows = conn.execute(
+        _KEY_COUNTS, [[str(e) for e in experiment_ids], list(ViewType.stages(view_type))]
+    ).fetchall()
+    found = {("metrics.", "params.", "tags.")[kind] + key: n for kind, key, n in rows}
     return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _add_unindexed_keys(conn, table):
-    """Past the index's column cap: add the keys it lacks, pivoted from the normalised tables."""
-    import pyarrow as pa
+def _add_unindexed_keys(conn, table, wanted: list[str] | None = None):
+    """Add columns for keys the index lacks, from the normalised tables.
 
-    have = set(table.column_names)
-    conn.register("_nb_page", table.select(["run_id"]))
+    ``wanted`` names the keys to add (all that the page's runs have when None). The values
+    arrive long, sorted by key, and each key's run is spread into a column of the page's
+    length: work in proportion to the values and the output, not their product.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    skip = [n for n in table.column_names if n.startswith(tuple(run_index.KINDS))]
+    if wanted is not None and not wanted:
+        return table
+    page = table.select(["run_id"])
+    conn.register("_nb_page", page)
     try:
-        for prefix, source in (("metrics.", "latest_metrics"), ("params.", "params"),
-                               ("tags.", "tags")):
-            # prefix and source are constants above, never user input
-            pivot = conn.execute(
-                f"PIVOT (SELECT k.run_id, '{prefix}' || k.key AS name, k.value FROM {source} k "
-                "SEMI JOIN _nb_page p ON p.run_id = k.run_id) "
-                "ON name USING first(value) GROUP BY run_id"
-            ).to_arrow_table()
-            extra = [n for n in pivot.column_names if n != "run_id" and n not in have]
-            if extra:
-                lookup = dict(zip(pivot.column("run_id").to_pylist(),
-                                  range(len(pivot)), strict=True))
-                order = pa.array([lookup.get(r) for r in table.column("run_id").to_pylist()])
-                for name in extra:
-                    table = table.append_column(name, pivot.column(name).take(order))
+        where = ("list_contains(?, name)", [wanted]) if wanted is not None else (
+            "NOT list_contains(?, name)", [skip])
+        long = conn.execute(
+            f"SELECT name, run_id, text, number FROM ({run_index.values_query('_nb_page')}) "
+            f"WHERE {where[0]} ORDER BY name", where[1]
+        ).to_arrow_table()
     finally:
         conn.unregister("_nb_page")
+    if not len(long):
+        return table
+    positions = pc.index_in(long.column("run_id"), value_set=page.column("run_id"))
+    positions = positions.to_numpy(zero_copy_only=False)
+    runs = pc.run_end_encode(long.column("name").combine_chunks())
+    start = 0
+    for name, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+        source = long.column("number" if name.startswith("metrics.") else "text")
+        spread = np.full(len(page), -1)
+        spread[positions[start:end]] = np.arange(start, end)
+        table = table.append_column(name, source.take(pa.array(spread, mask=spread < 0)))
+        start = end
     return table
 
 
@@ -338,6 +380,8 @@ def read_only_sql(conn, store, query: str, parameters: list | None):
         )
     conn.execute("BEGIN TRANSACTION")
     try:
+        if "runs_wide" in query.lower():
+            _wide_view(conn)
         conn.execute("SET search_path = 'nbtrack,main'")
         try:
             return conn.execute(query, parameters or []).df()
@@ -346,3 +390,38 @@ def read_only_sql(conn, store, query: str, parameters: list | None):
     finally:
         conn.execute("ROLLBACK")
         conn.execute("RESET search_path")
+
+
+_WIDE_BASE = ", ".join(f"r.{c}" for c in _RUN_COLUMNS if c not in ("pid", "deleted_time"))
+_KEY_NAMES = """
+SELECT DISTINCT 'metrics.' || key FROM main.latest_metrics
+UNION SELECT DISTINCT 'params.' || key FROM main.params
+UNION SELECT DISTINCT 'tags.' || key FROM main.tags
+"""
+
+
+def _wide_view(conn) -> None:
+    """Make ``nbtrack.runs_wide`` (in the caller's transaction) a column for every key.
+
+    Indexed keys read their index column; the others a per-run map of the normalised table.
+    Columns are named by ``run_index.column_names`` over all the store's keys: ``metrics.rmse``,
+    and ``metrics.^Loss`` beside ``metrics.loss`` (DuckDB names ignore case).
+    """
+    indexed = run_index.key_columns(conn)
+    names = sorted(name for (name,) in conn.execute(_KEY_NAMES).fetchall())
+    columns = run_index.column_names(names)
+    items, joins = [_WIDE_BASE], {}
+    for name in names:
+        if name in indexed:
+            items.append(f"r.{quote(indexed[name])} AS {quote(columns[name])}")
+            continue
+        prefix, key = name.split(".", 1)
+        alias = "k_" + prefix
+        joins[alias] = (
+            f"LEFT JOIN (SELECT run_id, map(list(key), list(value)) AS m FROM "
+            f"main.{run_index.KINDS[prefix + '.'][0]} GROUP BY run_id) {alias} "
+            f"ON {alias}.run_id = r.run_id"
+        )
+        items.append(f"{alias}.m[{run_index.literal(key)}] AS {quote(columns[name])}")
+    conn.execute(f"CREATE OR REPLACE VIEW nbtrack.runs_wide AS SELECT {', '.join(items)} "
+                 f"FROM main.run_index r {' '.join(joins.values())}")

@@ -3,12 +3,13 @@
 Values only ever travel as parameters. Column and table names come from fixed tables in this
 module (never from the filter's text).
 
-Runs are searched in ``run_index`` (alias ``r``), which has a column per key: a clause on
-``metrics.rmse`` tests ``r."metrics.rmse"``. A key with no column was never logged, so its clauses
-are false; only when the index has reached its column cap are such keys joined from the
-normalised tables instead, once per key (``LEFT JOIN params kN ON ... AND kN.key = ?``). Every
-clause is wrapped so that a key the run lacks makes it false, never NULL: ``NOT`` and ``OR``
-behave as users expect.
+Runs are searched in ``run_index`` (alias ``r``), which has a column for most keys: a clause on
+``metrics.rmse`` tests ``r."metrics.rmse"`` (a column named by ``run_index.column_names``, so
+``metrics.Loss`` and ``metrics.loss`` stay apart). While the index is complete, a key with no
+column was never logged, so its clauses are false; past the index's column cap such keys are
+joined from the normalised tables instead, once per key (``LEFT JOIN params kN ON ... AND
+kN.key = ?``), where keys compare case-sensitively. Every clause is wrapped so that a key the run
+lacks makes it false, never NULL: ``NOT`` and ``OR`` behave as users expect.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ _PREFIXES = {METRIC: "metrics.", "param": "params.", "tag": "tags."}
 class SearchPlan:
     """The pieces of a run search: joins, WHERE and ORDER BY, each with its parameters."""
 
-    indexed: set[str] = field(default_factory=set)
+    indexed: dict[str, str] = field(default_factory=dict)
     complete: bool = True
     joins: list[str] = field(default_factory=list)
     join_params: list = field(default_factory=list)
@@ -69,9 +70,9 @@ class SearchPlan:
 
     def value_column(self, entity: str, key: str) -> str:
         """The SQL for a metric, param or tag key's value: an index column, or a join."""
-        name = _PREFIXES[entity] + key
-        if name in self.indexed:
-            return "r." + quote(name)
+        column = self.indexed.get(_PREFIXES[entity] + key)
+        if column is not None:
+            return "r." + quote(column)
         if self.complete:  # never logged in this store
             return "CAST(NULL AS DOUBLE)" if entity == METRIC else "CAST(NULL AS VARCHAR)"
         alias = self.aliases.get((entity, key))
@@ -86,12 +87,12 @@ class SearchPlan:
         return f"{alias}.value"
 
 
-def plan_search(node: Node | None, keys: list[OrderKey], indexed: set[str],
+def plan_search(node: Node | None, keys: list[OrderKey], indexed: dict[str, str],
                 complete: bool) -> SearchPlan:
     """Plan the joins, WHERE clause and ORDER BY for a filter tree and order keys.
 
-    ``indexed`` names the key columns ``run_index`` has; ``complete`` says whether every logged
-    key has one.
+    ``indexed`` maps key names (``metrics.rmse``) to their ``run_index`` columns; ``complete``
+    says whether every logged key has one.
     """
     plan = SearchPlan(indexed=indexed, complete=complete)
     if node is not None:
