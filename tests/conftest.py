@@ -9,7 +9,8 @@ import pytest
 
 import nbtrack
 from nbtrack.store import registry
-from nbtrack.tracking import fluent, uri
+from nbtrack.tracking import uri
+from nbtrack.tracking.state import state
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +23,7 @@ def store_dir(tmp_path, monkeypatch):
     location = tmp_path / ".nbtrack"
     nbtrack.set_tracking_uri(str(location))
     yield location
-    while fluent._active_runs:
-        fluent._active_runs.pop()
-    fluent._experiment_id = None
-    fluent._client_cache = None
-    fluent._last_run_id = None
+    state.reset()
     uri.set_tracking_uri(None)
     registry.forget_stores()
 

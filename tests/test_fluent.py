@@ -257,3 +257,56 @@ def test_synchronous_and_run_id_arguments():
     assert got.data.metrics == {"elsewhere": 3.0, "a": 1.0, "b": 2.0}
     assert got.data.params == {"q": "x"}
     assert nbtrack.Client().get_metric_history(first.info.run_id, "a")[0].step == 3
+
+
+def test_active_runs_are_per_thread():
+    import threading
+
+    seen = {}
+    with nbtrack.start_run() as main_run:
+        def other():
+            seen["before"] = nbtrack.active_run()
+            with nbtrack.start_run() as theirs:  # no "already active" error: another thread
+                seen["inside"] = nbtrack.active_run().run_id == theirs.run_id
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(30)
+        assert nbtrack.active_run().run_id == main_run.run_id
+    assert seen == {"before": None, "inside": True}
+
+
+def test_the_exit_path_ends_the_runs_of_every_thread(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, nbtrack, sys\n"
+        "nbtrack.set_tracking_uri(sys.argv[1])\n"
+        "started = threading.Event()\n"
+        "def work():\n"
+        "    r = nbtrack.start_run(run_name='in-thread'); nbtrack.log_metric('m', 1.0)\n"
+        "    started.set()\n"
+        "threading.Thread(target=work).start(); started.wait(30)\n"
+        "nbtrack.start_run(run_name='in-main'); nbtrack.log_param('p', 'v')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    runs = {r.info.run_name: r for r in nbtrack.search_runs(output_format="list")}
+    assert {name: r.info.status for name, r in runs.items()} == {
+        "in-thread": "FINISHED", "in-main": "FINISHED"}
+    assert runs["in-thread"].data.metrics == {"m": 1.0}
+    assert runs["in-main"].data.params == {"p": "v"}
+
+
+def test_state_reset_forgets_runs_experiment_and_client():
+    from nbtrack.tracking.state import state
+
+    nbtrack.set_experiment("kept")
+    nbtrack.start_run()
+    client = state.client()
+    state.reset()
+    assert nbtrack.active_run() is None
+    assert state.experiment_id is None and state.last_run_id is None
+    assert state.client() is not client

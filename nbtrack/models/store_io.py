@@ -26,7 +26,7 @@ def target_run(run_id: str | None = None):
     """The client and run id a model goes to: ``run_id``, or the active run (started if none)."""
     from nbtrack.tracking import fluent
 
-    return fluent._target(run_id)
+    return fluent.target(run_id)
 
 
 def already_logged(run_id: str, digest: str) -> ModelInfo | None:

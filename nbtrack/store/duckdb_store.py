@@ -8,7 +8,6 @@ process holds it). Every read merges the spool first, so it sees every durable v
 
 from __future__ import annotations
 
-import atexit
 import os
 import warnings
 import weakref
@@ -468,5 +467,4 @@ def _after_fork_in_child() -> None:
         store._forget_after_fork()
 
 
-atexit.register(close_all_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)

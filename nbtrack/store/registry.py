@@ -55,6 +55,16 @@ def get_store(uri: str | os.PathLike | None = None) -> Store:
     return store
 
 
+def close_all() -> None:
+    """Close every store of this process at exit.
+
+    What cannot be merged within a short wait stays durable in the spool for the next process.
+    """
+    from nbtrack.store.duckdb_store import close_all_at_exit
+
+    close_all_at_exit()
+
+
 def forget_stores() -> None:
     """Close and forget every open store (tests use this between cases)."""
     with _lock:

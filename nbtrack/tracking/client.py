@@ -73,6 +73,13 @@ class Client(RegistryClientMixin):
         """The store behind this client."""
         return self._store
 
+    @staticmethod
+    def close_all() -> None:
+        """Close every store this process opened (the exit path calls this once)."""
+        from nbtrack.store.registry import close_all
+
+        close_all()
+
     def sync(self) -> None:
         """Make every value this process logged durable on disk now (no store lock needed).
 

@@ -1,6 +1,7 @@
-"""The module-level API: an active-run stack and thin functions over ``Client``.
+"""The module-level API: thin functions over ``Client`` and the active run of each thread.
 
-Logging with no active run starts one, as MLflow does; it ends when the process exits.
+Logging with no active run starts one, as MLflow does; it ends when the process exits. What the
+functions remember lives in ``nbtrack.tracking.state``.
 """
 
 from __future__ import annotations
@@ -13,20 +14,12 @@ from collections.abc import Iterable
 from nbtrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
 from nbtrack.exceptions import NbtrackError, NotFoundError
 from nbtrack.tracking.client import Client
-from nbtrack.tracking.uri import get_tracking_uri
-
-_active_runs: list[ActiveRun] = []
-_last_run_id: str | None = None
-_experiment_id: str | None = None
-_client_cache: tuple[str, Client] | None = None
+from nbtrack.tracking.state import state
 
 
-def _client() -> Client:
-    global _client_cache
-    uri = get_tracking_uri()
-    if _client_cache is None or _client_cache[0] != uri:
-        _client_cache = (uri, Client(uri))
-    return _client_cache[1]
+def current_client() -> Client:
+    """The client of the current tracking URI, shared by the fluent functions."""
+    return state.client()
 
 
 class ActiveRun:
@@ -40,6 +33,7 @@ class ActiveRun:
         self._run = run
         self.client = client
         self.run_id = run.info.run_id
+        self.stack = state.active_runs  # the starting thread's stack
 
     @property
     def info(self):
@@ -64,7 +58,7 @@ class ActiveRun:
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
-        if self in _active_runs:
+        if self in self.stack:
             try:
                 _end(self, status)
             except Exception as end_error:
@@ -78,8 +72,7 @@ class ActiveRun:
 def set_experiment(experiment_name: str | None = None,
                    experiment_id: str | None = None) -> Experiment:
     """Make an experiment active for new runs, creating it by name if needed."""
-    global _experiment_id
-    client = _client()
+    client = current_client()
     if (experiment_name is None) == (experiment_id is None):
         raise NbtrackError("set_experiment takes exactly one of experiment_name or experiment_id.")
     if experiment_id is not None:
@@ -93,13 +86,14 @@ def set_experiment(experiment_name: str | None = None,
             f"Experiment {experiment.name!r} is deleted. Restore it with "
             f"Client().restore_experiment({experiment.experiment_id!r}), or pick another name."
         )
-    _experiment_id = experiment.experiment_id
+    state.experiment_id = experiment.experiment_id
     return experiment
 
 
-def _default_experiment_id(client: Client) -> str:
-    if _experiment_id is not None:
-        return _experiment_id
+def default_experiment_id(client: Client) -> str:
+    """The experiment new runs go to: set_experiment's, else the environment's, else Default."""
+    if state.experiment_id is not None:
+        return state.experiment_id
     name = os.environ.get("NBTRACK_EXPERIMENT_NAME")
     if name:
         return set_experiment(name).experiment_id
@@ -123,10 +117,11 @@ def start_run(
         parent_run_id: the parent of a new run, when it is not the active run.
 
     """
-    client = _client()
-    if _active_runs and not nested:
+    client = current_client()
+    active_runs = state.active_runs
+    if active_runs and not nested:
         raise NbtrackError(
-            f"Run {_active_runs[-1].run_id} is already active. End it with nbtrack.end_run() "
+            f"Run {active_runs[-1].run_id} is already active. End it with nbtrack.end_run() "
             "first, or pass nested=True to start a run inside it."
         )
     if run_id is not None:
@@ -135,61 +130,69 @@ def start_run(
         if tags:
             client.set_tags(run_id, tags)
     else:
-        if nested and _active_runs and parent_run_id is None:
-            parent_run_id = _active_runs[-1].run_id
-        elif not _active_runs and parent_run_id is None:
+        if nested and active_runs and parent_run_id is None:
+            parent_run_id = active_runs[-1].run_id
+        elif not active_runs and parent_run_id is None:
             # runs of a notebook executed by `nbtrack run` nest under its parent run
             parent_run_id = os.environ.get("NBTRACK_PARENT_RUN_ID") or None
         run = client.create_run(
             experiment_id=str(experiment_id) if experiment_id is not None
-            else _default_experiment_id(client),
+            else default_experiment_id(client),
             tags=tags,
             run_name=run_name,
             parent_run_id=parent_run_id,
             description=description,
         )
     active = ActiveRun(run, client)
-    _active_runs.append(active)
+    active_runs.append(active)
     return active
 
 
 def _end(active: ActiveRun, status: str) -> None:
-    global _last_run_id
-    _active_runs.remove(active)
+    active.stack.remove(active)
     active.client.set_terminated(active.run_id, status)
-    _last_run_id = active.run_id
+    state.last_run_id = active.run_id
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
     """End the active run (the innermost one) with ``status``."""
-    if _active_runs:
-        _end(_active_runs[-1], RunStatus.check(status))
+    active_runs = state.active_runs
+    if active_runs:
+        _end(active_runs[-1], RunStatus.check(status))
 
 
 def active_run() -> ActiveRun | None:
     """The innermost active run, or None."""
-    return _active_runs[-1] if _active_runs else None
+    active_runs = state.active_runs
+    return active_runs[-1] if active_runs else None
 
 
 def last_active_run() -> Run | None:
     """The active run, or else the run that ended last in this process."""
-    if _active_runs:
-        return _active_runs[-1].client.get_run(_active_runs[-1].run_id)
-    return _client().get_run(_last_run_id) if _last_run_id else None
+    active = active_run()
+    if active is not None:
+        return active.client.get_run(active.run_id)
+    return current_client().get_run(state.last_run_id) if state.last_run_id else None
 
 
 def _active() -> ActiveRun:
-    if _active_runs:
-        return _active_runs[-1]
+    active_runs = state.active_runs
+    if active_runs:
+        return active_runs[-1]
     # `nbtrack run` hands a notebook without %%track cells its run to log into
     return start_run(run_id=os.environ.get("NBTRACK_RUN_ID") or None)
+
+
+def target(run_id: str | None) -> tuple[Client, str]:
+    """The client and run a call logs to: ``run_id``, or the active run (started if none)."""
+    return _target(run_id)
 
 
 def _target(run_id: str | None) -> tuple[Client, str]:
     if run_id is None:
         run = _active()
         return run.client, run.run_id
-    return _client(), run_id
+    return current_client(), run_id
 
 
 def _written(client: Client, synchronous: bool | None) -> None:
@@ -225,10 +228,11 @@ def log_metric(key: str, value, step: int | None = None, synchronous: bool | Non
     ``synchronous=True`` writes it before returning.
     """
     if run_id is None:
-        run = _active_runs[-1] if _active_runs else _active()
+        active_runs = state.active_runs
+        run = active_runs[-1] if active_runs else _active()
         client, run_id = run.client, run.run_id
     else:
-        client = _client()
+        client = current_client()
     client.log_metric(run_id, key, value, timestamp, step)
     if synchronous:
         client.sync()
@@ -315,7 +319,7 @@ def _experiment_ids(client: Client, experiment_ids, experiment_names, search_all
             )
         ids.append(experiment.experiment_id)
     if not ids and experiment_ids is None and not experiment_names:
-        ids = [_default_experiment_id(client)]
+        ids = [default_experiment_id(client)]
     return [str(i) for i in ids]
 
 
@@ -334,7 +338,7 @@ def search_runs(
     Filters take MLflow's grammar plus OR, NOT and parentheses, e.g.
     ``"metrics.rmse < 5 AND (params.model = 'lasso' OR params.model = 'ridge')"``.
     """
-    client = _client()
+    client = current_client()
     ids = _experiment_ids(client, experiment_ids, experiment_names, search_all_experiments)
     if output_format == "list":
         token, out = None, []
@@ -353,40 +357,40 @@ def search_runs(
 
 def get_run(run_id: str) -> Run:
     """Return a run by id."""
-    return _client().get_run(run_id)
+    return current_client().get_run(run_id)
 
 
 def delete_run(run_id: str) -> None:
     """Move a run to the trash."""
-    _client().delete_run(run_id)
+    current_client().delete_run(run_id)
 
 
 def create_experiment(name: str, artifact_location: str | None = None,
                       tags: dict | None = None) -> str:
     """Create an experiment and return its id."""
-    return _client().create_experiment(name, artifact_location, tags)
+    return current_client().create_experiment(name, artifact_location, tags)
 
 
 def get_experiment(experiment_id: str) -> Experiment:
     """Return an experiment by id."""
-    return _client().get_experiment(experiment_id)
+    return current_client().get_experiment(experiment_id)
 
 
 def get_experiment_by_name(name: str) -> Experiment | None:
     """Return an experiment by name, or None."""
-    return _client().get_experiment_by_name(name)
+    return current_client().get_experiment_by_name(name)
 
 
 def search_experiments(view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
                        filter_string: str | None = None,
                        order_by: list[str] | None = None) -> list[Experiment]:
     """List experiments, optionally filtered (``"name LIKE 'nyc%'"``) and ordered."""
-    return _client().search_experiments(view_type, max_results, filter_string, order_by)
+    return current_client().search_experiments(view_type, max_results, filter_string, order_by)
 
 
 def delete_experiment(experiment_id: str) -> None:
     """Move an experiment to the trash."""
-    _client().delete_experiment(experiment_id)
+    current_client().delete_experiment(experiment_id)
 
 
 def sql(query: str, parameters: list | None = None):
@@ -397,23 +401,25 @@ def sql(query: str, parameters: list | None = None):
     ``inputs``, ``environments``, ``registered_models``, ``model_versions``,
     ``registry_events``.
     """
-    return _client().sql(query, parameters)
+    return current_client().sql(query, parameters)
 
 
 def flush() -> None:
     """Make everything logged so far durable and visible to every reader, now."""
-    _client().flush()
+    current_client().flush()
 
 
-def _end_runs_at_exit() -> None:
-    while _active_runs:
+def _shut_down() -> None:
+    """The one exit path: end every thread's active runs, innermost first, then the stores.
+
+    Closing a store makes what is pending durable and tries one short merge.
+    """
+    for active in reversed(state.every_active_run()):
         try:
-            end_run(RunStatus.FINISHED)
-        except Exception:
-            _active_runs.pop()
-    from nbtrack.store.duckdb_store import close_all_at_exit
-
-    close_all_at_exit()
+            _end(active, RunStatus.FINISHED)
+        except Exception as exc:  # the run stays RUNNING and is marked KILLED later
+            print(f"nbtrack: could not end run {active.run_id} at exit: {exc}", file=sys.stderr)
+    Client.close_all()
 
 
-atexit.register(_end_runs_at_exit)
+atexit.register(_shut_down)

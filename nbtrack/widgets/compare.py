@@ -222,7 +222,7 @@ def compare(experiment: str | list[str] | None = None, filter: str = "",
     """
     from nbtrack.tracking import fluent
 
-    client = fluent._client()
+    client = fluent.current_client()
     names = [experiment] if isinstance(experiment, str) else list(experiment or [])
     if names:
         found = [client.get_experiment_by_name(n) for n in names]
@@ -232,7 +232,7 @@ def compare(experiment: str | list[str] | None = None, filter: str = "",
                                "with nbtrack.search_experiments().")
         ids = [e.experiment_id for e in found]
     else:
-        ids = [fluent._default_experiment_id(client)]
+        ids = [fluent.default_experiment_id(client)]
         names = [client.get_experiment(ids[0]).name]
     return CompareWidget(client, ids, names, filter=filter, runs=runs, order_by=order_by,
                          columns=columns, auto_refresh=auto_refresh)

@@ -139,4 +139,4 @@ def registry(name: str | None = None, require: str = "") -> RegistryWidget:
     """
     from nbtrack.tracking import fluent
 
-    return RegistryWidget(fluent._client(), name, require)
+    return RegistryWidget(fluent.current_client(), name, require)
