@@ -62,3 +62,19 @@ class SchemaMismatchError(NbtrackError, ValueError):
 
 class ModelIntegrityError(NbtrackError):
     """A model's files changed after it was saved (a sha256 does not match)."""
+
+
+class StoreCorruptError(NotAStoreError):
+    """The store's DuckDB file is damaged (or is not a DuckDB file at all).
+
+    ``path`` is the file, ``detail`` DuckDB's own words about the damage.
+    """
+
+    def __init__(self, path, detail: str, problem: str = "is damaged") -> None:
+        super().__init__(
+            f"The store file {path} cannot be opened or read: it {problem} ({detail}). "
+            f"Run `nbtrack doctor {path}` to see what is still readable, then "
+            f"`nbtrack doctor {path} --repair NEW_FOLDER` to salvage it into a new store; "
+            "or restore the file from a backup."
+        )
+        self.path, self.detail = str(path), detail

@@ -14,11 +14,14 @@ script and dashboard out of it. Why not open and close per operation? Opening a 
 
 A program outside nbtrack (the DuckDB CLI, say) that holds the file open is waited for with
 retries, then reported with a clear error; nothing is dropped meanwhile, since buffered writes stay
-in memory until they are written.
+in memory until they are written. Only DuckDB's lock error means "wait": any other failure to open
+the file, and any read that finds it damaged, raises ``StoreCorruptError`` at once (see
+``damage_error``), pointing at ``nbtrack doctor``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -26,8 +29,130 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nbtrack.exceptions import NotAStoreError, StoreBusyError
+from nbtrack.exceptions import (
+    NbtrackError,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreError,
+    StoreVersionError,
+)
 from nbtrack.store.locking import StoreLock
+
+#: DuckDB's error when another process holds the file, e.g. 'IO Error: Could not set lock on
+#: file "/s/store.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 6485). See also
+#: https://duckdb.org/docs/stable/connect/concurrency'
+_LOCK_CONFLICT = "could not set lock on file"
+#: The file is already open in this process through a connection with other settings.
+_SAME_PROCESS = "can't open a connection to same database file"
+#: Fragments (lower case) of DuckDB's errors about damaged bytes, e.g. 'IO Error: Corrupt
+#: database file: computed checksum 6837… does not match stored checksum 1238… in block at
+#: location 12288', 'Could not read enough bytes from file …' (truncated), 'The file … exists,
+#: but it is not a valid DuckDB database file!', 'Corrupted RLE segment: …'.
+DAMAGE_MARKERS = (
+    "corrupt",
+    "does not match stored checksum",
+    "could not read enough bytes from file",
+    "not a valid duckdb database file",
+    "bigger than the max block",
+    "block verification failed",
+)
+#: Failures of the machine or of the path, not of the file's bytes.
+_SYSTEM_MARKERS = (
+    "permission denied", "no space left", "read-only file system", "too many open files",
+    "cannot allocate memory", "out of memory", "no such file or directory", "is a directory",
+)
+#: A file written by a DuckDB whose storage format this one cannot read.
+_VERSION_MARKERS = ("with version number", "storage version greater than")
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether a DuckDB error says another process holds the file open (so: wait, retry)."""
+    return _LOCK_CONFLICT in str(exc).lower()
+
+
+def _damage_cause(exc: BaseException | None) -> BaseException | None:
+    """The error in ``exc``'s chain (itself, its cause or context) that reports damage."""
+    import duckdb
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (duckdb.Error, OSError)):  # pyarrow streams re-raise as OSError
+            text = str(exc).lower()
+            if any(marker in text for marker in DAMAGE_MARKERS):
+                return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) says the store file's bytes are damaged."""
+    return _damage_cause(exc) is not None
+
+
+def damage_error(exc: BaseException, db_path) -> StoreCorruptError | None:
+    """The ``StoreCorruptError`` to raise instead of ``exc`` if it reports damage, else None.
+
+    Call it wherever DuckDB reads the store file; ``ConnectionManager.use`` already does.
+    """
+    if isinstance(exc, StoreError):
+        return None  # already told apart
+    cause = _damage_cause(exc)
+    if cause is None:
+        return None
+    detail = _first_line(cause)
+    if "not a valid duckdb database file" in detail.lower():
+        return StoreCorruptError(
+            db_path, detail, "is not a DuckDB database file, or its first bytes are damaged")
+    return StoreCorruptError(db_path, detail)
+
+
+def open_error(exc: BaseException, db_path, first_read: bool = False) -> StoreError | None:
+    """Tell apart why DuckDB could not open the store file (``first_read``: or first read it).
+
+    Lock conflicts are not handled here: the caller waits for those. A file this DuckDB cannot
+    read (a newer storage format), the machine (permissions, space) and a connection of this
+    process with other settings are told as such; any other failure to open means a damaged
+    file. On a first read, only errors that look like damage do.
+    """
+    import duckdb
+
+    if isinstance(exc, NbtrackError):
+        return None  # raised on purpose (not a store, a newer schema): keep it
+    text = _first_line(exc)
+    lower = text.lower()
+    if _SAME_PROCESS in lower:
+        return StoreBusyError(
+            f"{db_path} is already open in this process through a DuckDB connection with "
+            "other settings (read_only=True, say). Close that connection, then try again."
+        )
+    if any(marker in lower for marker in _VERSION_MARKERS):
+        return StoreVersionError(
+            f"{db_path} was written by a DuckDB whose file format duckdb {duckdb.__version__} "
+            f"cannot read ({text}). Install a duckdb that can (usually: pip install -U duckdb)."
+        )
+    if any(marker in lower for marker in _SYSTEM_MARKERS) or isinstance(
+            exc, duckdb.OutOfMemoryException):
+        return StoreError(
+            f"{db_path} could not be opened: {text}. Fix that (permissions, free disk space or "
+            "memory) and try again; the file itself is not known to be damaged."
+        )
+    damaged = damage_error(exc, db_path)
+    if damaged is not None or not isinstance(exc, duckdb.Error):
+        return damaged
+    if not first_read or isinstance(exc, (duckdb.IOException, duckdb.SerializationException,
+                                          duckdb.InternalException, duckdb.FatalException)):
+        return StoreCorruptError(db_path, text)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    # DuckDB wraps some errors: 'Invalid Input Error: … closed pending query result\nError: …'
+    damaged = [line for line in lines if any(m in line.lower() for m in DAMAGE_MARKERS)]
+    line = (damaged or lines or [type(exc).__name__])[0].strip()
+    return line[len("Error: "):] if line.startswith("Error: ") else line
 
 
 def _float_env(name: str, default: float) -> float:
@@ -62,6 +187,7 @@ class ConnectionManager:
         # open no other process can write, so they stay true until it is closed (or this
         # process writes, which clears them).
         self.session_cache: dict = {}
+        self._damaged = False  # a read found the file damaged: close it once unused
         #: Called after each open: the store starts the thread that closes an idle file.
         self.after_open: Callable[[], None] | None = None
 
@@ -82,11 +208,20 @@ class ConnectionManager:
             try:
                 if self._conn is None:
                     self._open(self.timeout if timeout is None else timeout)
-                yield self._conn
+                try:
+                    yield self._conn
+                except Exception as exc:
+                    damaged = damage_error(exc, self.db_path)
+                    if damaged is None:
+                        raise
+                    self._damaged = True
+                    raise damaged from exc
             finally:
                 self._depth -= 1
                 self._last_used = time.monotonic()
-                if self._depth == 0 and self._conn is not None and self.lock.others_waiting():
+                if self._depth == 0 and self._damaged:
+                    self._close_damaged()
+                elif self._depth == 0 and self._conn is not None and self.lock.others_waiting():
                     self._close()
 
     @contextmanager
@@ -132,44 +267,58 @@ class ConnectionManager:
     def _open(self, timeout: float) -> None:
         import duckdb
 
+        from nbtrack.store.no_pandas import Connection
+
         self.lock.acquire(timeout)
         deadline = time.monotonic() + timeout
         delay = 0.005
         try:
             while True:
                 try:
-                    conn = duckdb.connect(str(self.db_path))
+                    conn = Connection(duckdb.connect(str(self.db_path)))  # binds without pandas
                     conn.execute("SET enable_progress_bar = false")  # no bars in notebooks
                     break
-                except duckdb.IOException as exc:
-                    text = str(exc)
-                    if "lock" not in text.lower():
-                        raise NotAStoreError(
-                            f"{self.db_path} cannot be opened as an nbtrack store: {text}. "
-                            "Point NBTRACK_TRACKING_URI at another folder, or move this file "
-                            "away."
-                        ) from exc
+                except duckdb.Error as exc:
+                    if not is_lock_conflict(exc):
+                        raise open_error(exc, self.db_path) from exc
                     if time.monotonic() > deadline:
+                        holder = str(exc).partition("Conflicting lock is held in ")[2]
+                        holder = holder.partition(". See also")[0]
+                        holder = f" ({holder})" if holder else ""
                         raise StoreBusyError(
-                            f"{self.db_path} is held open by a program outside nbtrack (for "
-                            "example the DuckDB CLI or another notebook that opened it "
-                            "directly). Close that program and try again."
+                            f"{self.db_path} is held open by a program outside nbtrack"
+                            f"{holder}, such as the DuckDB CLI or a notebook that opened it "
+                            "directly. Close that program and try again."
                         ) from exc
                     time.sleep(delay)
                     delay = min(delay * 2, 0.1)
             try:
                 self._on_open(conn)
-            except BaseException:
-                conn.close()
-                raise
+            except BaseException as exc:
+                _close_quietly(conn)
+                error = open_error(exc, self.db_path, first_read=True)
+                if error is None:
+                    raise
+                raise error from exc
         except BaseException:
             self.lock.release()
             raise
         self._conn = conn
+        self._damaged = False
         self.session_cache.clear()
         self.opens += 1
         if self.after_open is not None:
             self.after_open()
+
+    def _close_damaged(self) -> None:
+        """Close a file a read found damaged (DuckDB may refuse to close it cleanly)."""
+        self._damaged = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                _close_quietly(conn)
+            finally:
+                self.lock.release()
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -178,3 +327,10 @@ class ConnectionManager:
                 conn.close()
             finally:
                 self.lock.release()
+
+
+def _close_quietly(conn) -> None:
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):  # damaged or refused: the error in hand says so
+        conn.close()
