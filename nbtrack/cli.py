@@ -1,4 +1,4 @@
-"""The ``nbtrack`` command: list experiments and runs, query the store, run the demo."""
+"""The ``nbtrack`` command: experiments, runs, SQL, the demo, and ``doctor`` for damaged stores."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
     run.add_argument("--output", "-o", help="also save the executed notebook here")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    doctor = sub.add_parser("doctor", help="check a store for damage; salvage it with --repair")
+    doctor.add_argument("path", nargs="?", help="store folder or its .duckdb file (default: "
+                        "the tracking URI)")
+    doctor.add_argument("--repair", metavar="OUT", help="salvage what is readable into a new "
+                        "store in this folder (the damaged store is not changed)")
+    doctor.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     demo = sub.add_parser("demo", help="log a few demo runs, then print the runs table")
     demo.add_argument("--runs", type=int, default=4, help="how many runs (1-6, default 4)")
     return parser
@@ -101,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
                 return 1
             print(f"Ran {args.notebook} as run {result.run_id} in {nbtrack.get_tracking_uri()}")
+        elif args.command == "doctor":
+            return _doctor(args, nbtrack.get_tracking_uri())
         elif args.command == "demo":
             from nbtrack.demo import run_demo
 
@@ -110,6 +118,45 @@ def main(argv: list[str] | None = None) -> int:
     except NbtrackError as exc:
         print(f"nbtrack: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _doctor(args, tracking_uri: str) -> int:
+    """``nbtrack doctor``: 0 healthy (or repaired), 1 damaged (or nothing salvaged), 2 failed."""
+    from nbtrack.exceptions import NbtrackError
+    from nbtrack.store import doctor
+
+    location = args.path or tracking_uri
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        return _doctor_run(doctor, location, args.repair, progress)
+    except NbtrackError as exc:  # the check could not run: not a verdict on the store
+        print(f"nbtrack doctor: {exc}", file=sys.stderr)
+        return 2
+
+
+def _doctor_run(doctor, location: str, out: str | None, progress: bool) -> int:
+    if out is None:
+        report = doctor.check(location, progress=progress)
+        print(report.render())
+        if not report.damaged:
+            print("\nThe store is healthy.")
+            return 0
+        print(f"\nThe store is DAMAGED. Salvage what is readable into a new store with\n"
+              f"  nbtrack doctor {location} --repair NEW_FOLDER\nor restore it from a backup.")
+        return 1
+    report = doctor.repair(location, out, progress=progress)
+    print(report.render())
+    lost = report.lost_summary()
+    print(f"\nRepaired store: {report.repaired} ({report.runs} runs). The damaged store was "
+          "not changed.")
+    print("Lost:\n" + "\n".join(lost) if lost else "Nothing was lost.")
+    if report.open_error:
+        print("Nothing could be read from the store file: the new store holds only the "
+              "artifacts (and the spool).")
+        return 1
+    print(f"Use it with NBTRACK_TRACKING_URI={report.repaired}, or put it in place of the "
+          "damaged store, keeping that as a backup.")
     return 0
 
 
