@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ from nbtrack.store.locking import StoreLock
 #: file "/s/store.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 6485). See also
 #: https://duckdb.org/docs/stable/connect/concurrency'
 _LOCK_CONFLICT = "could not set lock on file"
+_HOLDER = re.compile(r"Conflicting lock is held in (.*?\(PID \d+\))")
 #: The file is already open in this process through a connection with other settings.
 _SAME_PROCESS = "can't open a connection to same database file"
 #: Fragments (lower case) of DuckDB's errors about damaged bytes, e.g. 'IO Error: Corrupt
@@ -282,9 +284,8 @@ class ConnectionManager:
                     if not is_lock_conflict(exc):
                         raise open_error(exc, self.db_path) from exc
                     if time.monotonic() > deadline:
-                        holder = str(exc).partition("Conflicting lock is held in ")[2]
-                        holder = holder.partition(". See also")[0]
-                        holder = f" ({holder})" if holder else ""
+                        found = _HOLDER.search(str(exc))
+                        holder = f" ({found.group(1)})" if found else ""
                         raise StoreBusyError(
                             f"{self.db_path} is held open by a program outside nbtrack"
                             f"{holder}, such as the DuckDB CLI or a notebook that opened it "
