@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from nbtrack.store import run_index
 from nbtrack.store.frames import metrics_table
+from nbtrack.store.no_pandas import arrow_array, arrow_table
 from nbtrack.store.pending import Batch
 
 RUN_COLUMNS = (
@@ -41,9 +42,7 @@ GROUP BY run_id, key
 
 
 def _table(columns: dict):
-    import pyarrow as pa
-
-    return pa.table(columns)
+    return arrow_table(columns)
 
 
 def _register(conn, name: str, table, registered: list[str]) -> None:
@@ -75,10 +74,10 @@ def write_batch(conn, batch: Batch) -> list[str]:
             warnings += _write_params(conn, batch.params, registered)
         if batch.tags:
             keys = list(batch.tags)
-            _register(conn, "_nb_tags", pa.table({
+            _register(conn, "_nb_tags", arrow_table({
                 "run_id": [k[0] for k in keys],
                 "key": [k[1] for k in keys],
-                "value": pa.array([batch.tags[k] for k in keys], pa.string()),
+                "value": arrow_array([batch.tags[k] for k in keys], pa.string()),
             }), registered)
             conn.execute(
                 "DELETE FROM tags WHERE (run_id, key) IN (SELECT (run_id, key) FROM _nb_tags)"
@@ -96,12 +95,12 @@ def write_batch(conn, batch: Batch) -> list[str]:
             conn.execute(_LATEST)
         if batch.artifacts:
             cols = list(zip(*batch.artifacts, strict=True))
-            _register(conn, "_nb_artifacts", pa.table({
-                "run_id": pa.array(cols[0], pa.string()),
-                "path": pa.array(cols[1], pa.string()),
-                "file_size": pa.array(cols[2], pa.int64()),
-                "sha256": pa.array(cols[3], pa.string()),
-                "logged_time": pa.array(cols[4], pa.int64()),
+            _register(conn, "_nb_artifacts", arrow_table({
+                "run_id": arrow_array(cols[0], pa.string()),
+                "path": arrow_array(cols[1], pa.string()),
+                "file_size": arrow_array(cols[2], pa.int64()),
+                "sha256": arrow_array(cols[3], pa.string()),
+                "logged_time": arrow_array(cols[4], pa.int64()),
             }), registered)
             conn.execute(
                 "DELETE FROM artifacts WHERE (run_id, path) IN "
@@ -135,9 +134,9 @@ def _refresh_index(conn, batch: Batch, registered: list[str]) -> None:
             names.add("metrics." + key)
     changed -= whole
     for name, ids in (("_nb_whole", whole), ("_nb_changed", changed)):
-        _register(conn, name, pa.table({"run_id": pa.array(sorted(ids), pa.string())}),
+        _register(conn, name, arrow_table({"run_id": arrow_array(sorted(ids), pa.string())}),
                   registered)
-    _register(conn, "_nb_names", pa.table({"name": pa.array(sorted(names), pa.string())}),
+    _register(conn, "_nb_names", arrow_table({"name": arrow_array(sorted(names), pa.string())}),
               registered)
     run_index.refresh(conn, "_nb_whole" if whole else None,
                       "_nb_changed" if changed else None, "_nb_names")
@@ -159,15 +158,15 @@ def _write_run_updates(conn, updates: dict[str, dict], registered: list[str]) ->
     for col in UPDATABLE_RUN_COLUMNS:
         columns[col] = [updates[r].get(col) for r in run_ids]
         columns["set_" + col] = [col in updates[r] for r in run_ids]
-    table = pa.table({
+    table = arrow_table({
         **columns,
-        "end_time": pa.array(columns["end_time"], pa.int64()),
-        "status": pa.array(columns["status"], pa.string()),
-        "run_name": pa.array(columns["run_name"], pa.string()),
-        "description": pa.array(columns["description"], pa.string()),
-        "lifecycle_stage": pa.array(columns["lifecycle_stage"], pa.string()),
-        "pid": pa.array(columns["pid"], pa.int32()),
-        "host": pa.array(columns["host"], pa.string()),
+        "end_time": arrow_array(columns["end_time"], pa.int64()),
+        "status": arrow_array(columns["status"], pa.string()),
+        "run_name": arrow_array(columns["run_name"], pa.string()),
+        "description": arrow_array(columns["description"], pa.string()),
+        "lifecycle_stage": arrow_array(columns["lifecycle_stage"], pa.string()),
+        "pid": arrow_array(columns["pid"], pa.int32()),
+        "host": arrow_array(columns["host"], pa.string()),
     })
     _register(conn, "_nb_updates", table, registered)
     assignments = ", ".join(
@@ -180,10 +179,10 @@ def _write_params(conn, params: list[tuple[str, str, str]], registered: list[str
     import pyarrow as pa
 
     run_ids, keys, values = zip(*params, strict=True)
-    _register(conn, "_nb_params", pa.table({
-        "run_id": pa.array(run_ids, pa.string()),
-        "key": pa.array(keys, pa.string()),
-        "value": pa.array(values, pa.string()),
+    _register(conn, "_nb_params", arrow_table({
+        "run_id": arrow_array(run_ids, pa.string()),
+        "key": arrow_array(keys, pa.string()),
+        "value": arrow_array(values, pa.string()),
     }), registered)
     conflicts = conn.execute(
         "SELECT b.run_id, b.key, p.value, b.value FROM _nb_params b "
