@@ -29,8 +29,9 @@ import types
 from array import array
 from itertools import accumulate
 
-#: Longer lists go to pyarrow's converter: for them the import of pandas is a small share.
-MAX_BUILT = 20_000
+#: Longer lists go to pyarrow's converter, several times faster per value: for them the import
+#: of pandas is a small share (and a log_metric loop's batches must not hold the interpreter).
+MAX_BUILT = 1_000
 _INT_CODES = {"int64": "q", "int32": "i"}
 _INT_RANGES = {"int64": (-(2**63), 2**63 - 1), "int32": (-(2**31), 2**31 - 1)}
 
