@@ -16,10 +16,8 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
 
 from nbtrack.capture import system
@@ -33,6 +31,8 @@ _cached: tuple[str, dict] | None = None
 
 def read_installed_packages() -> dict[str, str]:
     """``{name: version}`` of every installed distribution, read from their metadata now."""
+    from importlib import metadata  # ~15 ms to import: only when the cache misses
+
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
         meta = dist.metadata  # parsed once: dist.version would parse it again
@@ -99,6 +99,8 @@ def _read_cache(path: Path, fingerprint: str) -> dict[str, str] | None:
 
 
 def _write_cache(path: Path, fingerprint: str, packages: dict[str, str]) -> None:
+    import tempfile
+
     text = json.dumps({"format": CACHE_FORMAT, "fingerprint": fingerprint, "packages": packages})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
