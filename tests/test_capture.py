@@ -126,6 +126,18 @@ def test_installing_upgrading_or_removing_a_package_invalidates_the_cache(site, 
     assert "other" not in environment.installed_packages()
 
 
+def test_folders_without_packages_share_the_cache(tmp_path):
+    base = [str(tmp_path / "missing")]
+    for name in ("script_a", "script_b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.py").write_text("")
+    fingerprint = environment.path_fingerprint(base)
+    assert environment.path_fingerprint([str(tmp_path / "script_a"), *base]) == fingerprint
+    assert environment.path_fingerprint([str(tmp_path / "script_b"), *base]) == fingerprint
+    _install(tmp_path / "script_b", "local", "1")
+    assert environment.path_fingerprint([str(tmp_path / "script_b"), *base]) != fingerprint
+
+
 def test_metadata_rewritten_in_place_invalidates_the_cache(site):
     egg = site / "legacy.egg-info"
     egg.mkdir()

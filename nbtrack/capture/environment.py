@@ -61,18 +61,18 @@ def path_fingerprint(paths: list[str] | None = None) -> str:
         folder = os.path.abspath(entry or ".")
         try:
             with os.scandir(folder) as found:
-                parts.append([folder, sorted(
-                    (item.name, _metadata_mtime(item)) for item in found
-                    if item.name.lower().endswith(_METADATA_SUFFIXES)
-                )])
+                names = sorted((item.name, _metadata_mtime(item)) for item in found
+                               if item.name.lower().endswith(_METADATA_SUFFIXES))
+            if names:  # a folder without packages (a script's) does not change the list
+                parts.append([folder, names])
         except NotADirectoryError:  # a zip file on the path
             try:
                 stat = os.stat(folder)
                 parts.append([folder, stat.st_mtime_ns, stat.st_size])
             except OSError:
-                parts.append([folder, None])
+                pass
         except OSError:
-            parts.append([folder, None])
+            pass  # a folder that does not exist holds no packages
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
