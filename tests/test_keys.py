@@ -161,3 +161,72 @@ def test_column_names_are_unique_regardless_of_case_and_decode(keys):
     assert all(run_index.key_name(c) == n for n, c in columns.items())
     lone = [n for n in names if sum(run_index.fold(m) == run_index.fold(n) for m in names) == 1]
     assert all(columns[n] == n.replace("^", "^^") for n in lone)
+
+
+def test_a_twin_renames_the_column_of_the_key_it_arrives_after(client):
+    experiment_id = client.create_experiment("late")
+    first = client.create_run(experiment_id).info.run_id
+    client.log_metric(first, "Loss", 1.0)
+    client.store.flush()
+    with client.store._connection.use() as conn:
+        assert run_index.key_columns(conn)["metrics.Loss"] == "metrics.Loss"
+    second = client.create_run(experiment_id).info.run_id
+    client.log_metric(second, "loss", 2.0)
+    client.log_metric(first, "Loss", 3.0, step=1)
+    client.store.flush()
+    with client.store._connection.use() as conn:
+        columns = run_index.key_columns(conn)
+    assert columns["metrics.Loss"] == "metrics.^Loss" and columns["metrics.loss"] == "metrics.loss"
+    assert client.get_run(first).data.metrics == {"Loss": 3.0}
+    assert client.get_run(second).data.metrics == {"loss": 2.0}
+    assert [r.info.run_id for r in client.search_runs([experiment_id], "metrics.Loss > 0")] == [
+        first]
+
+
+def test_a_store_with_ten_thousand_keys(client):
+    """10,000 distinct keys: reads and a 2,000-value flush stay right (timings: bench/)."""
+    experiment_id = client.create_experiment("wide")
+    runs = []
+    for i in range(10):
+        run_id = client.create_run(experiment_id, run_name=f"r{i}").info.run_id
+        client.log_batch(run_id, [Metric(f"m{i}_{k}", float(k), 0, 0) for k in range(500)],
+                         [Param(f"p{i}_{k}", k) for k in range(250)],
+                         [RunTag(f"t{i}_{k}", str(k)) for k in range(250)])
+        runs.append(run_id)
+    lone = client.create_run(experiment_id, run_name="lone").info.run_id
+    client.log_param(lone, "alpha", "1")
+    client.store.flush()
+    with client.store._connection.use() as conn:
+        assert len(run_index.key_columns(conn)) == run_index.MAX_KEY_COLUMNS
+    assert client.get_run(lone).data.params == {"alpha": "1"}
+    assert client.get_run(lone).data.metrics == {}
+    full = client.get_run(runs[5]).data
+    assert full.metrics == {f"m5_{k}": float(k) for k in range(500)}
+    assert full.params == {f"p5_{k}": str(k) for k in range(250)}
+    assert {k: v for k, v in full.tags.items() if k.startswith("t5_")} == {
+        f"t5_{k}": str(k) for k in range(250)}
+
+    # 2,000 values into a run the index has (20 keys x 100 steps), one flush
+    client.log_batch(runs[3], [Metric(f"m3_{k}", float(s), 1000 + s, s)
+                               for k in range(20) for s in range(100)])
+    client.store.flush()
+    metrics = client.get_run(runs[3]).data.metrics
+    assert all(metrics[f"m3_{k}"] == 99.0 for k in range(20))
+    assert all(metrics[f"m3_{k}"] == float(k) for k in range(20, 500))
+    assert len(client.get_metric_history(runs[3], "m3_7")) == 101
+    # 2,000 values of 2,000 new keys in a new run, one flush
+    fresh = client.create_run(experiment_id, run_name="fresh").info.run_id
+    client.log_batch(fresh, [Metric(f"new_{k}", float(k), 0, 0) for k in range(2000)])
+    client.store.flush()
+    assert client.get_run(fresh).data.metrics == {f"new_{k}": float(k) for k in range(2000)}
+
+    assert names(client.search_runs([experiment_id], "metrics.new_1999 = 1999")) == ["fresh"]
+    assert names(client.search_runs([experiment_id], "metrics.m3_5 = 99")) == ["r3"]
+    assert names(client.search_runs([experiment_id], "params.p7_3 = '3' OR tags.t2_9 = '9'",
+                                    order_by=["attributes.run_name DESC"])) == ["r7", "r2"]
+    ordered = client.search_runs([experiment_id], "metrics.m1_1 >= 0 OR metrics.m8_1 >= 0",
+                                 order_by=["metrics.m8_2 DESC"])
+    assert names(ordered) == ["r8", "r1"]
+    frame = nbtrack.search_runs(experiment_names=["wide"], filter_string="metrics.m4_0 >= 0")
+    assert len(frame) == 1 and frame["params.p4_249"].tolist() == ["249"]
+    assert len([c for c in frame.columns if c.startswith("metrics.")]) == 500

@@ -116,3 +116,33 @@ def test_search_past_the_column_cap(client, experiment_id, monkeypatch):
         assert column in frame.columns
     assert frame["params.d"].tolist() == ["3", "2", "1", "0"]
     assert frame["tags.e"].tolist() == ["y", "y", "x", "x"]
+
+
+def test_an_index_wider_than_the_cap_is_rebuilt_at_the_next_write(client, experiment_id,
+                                                                   monkeypatch):
+    """Older nbtracks gave up to 2,000 keys a column; the next write narrows such an index."""
+    from nbtrack.entities import Metric, Param
+
+    monkeypatch.setattr(run_index, "MAX_KEY_COLUMNS", 50)
+    ids = []
+    for i in range(3):
+        run_id = client.create_run(experiment_id, run_name=f"r{i}").info.run_id
+        client.log_batch(run_id, [Metric(f"m{k}", float(i), 0, 0) for k in range(10)],
+                         [Param(f"p{k}", str(i)) for k in range(5 * i, 5 * i + 5)])
+        ids.append(run_id)
+    client.store.flush()
+    with client.store._connection.use() as conn:
+        assert len(run_index.key_columns(conn)) == 25
+    monkeypatch.setattr(run_index, "MAX_KEY_COLUMNS", 12)
+    client.log_metric(ids[0], "m0", 9.0, step=1)
+    client.store.flush()
+    with client.store._connection.use() as conn:
+        columns = run_index.key_columns(conn)
+    # the columns go to the keys most runs have: the ten metrics, then params by name
+    assert len(columns) == 12 and {f"metrics.m{k}" for k in range(10)} <= set(columns)
+    assert client.get_run(ids[0]).data.metrics["m0"] == 9.0
+    found = client.search_runs([experiment_id], "params.p12 = '2' OR metrics.m0 > 5",
+                               order_by=["attributes.run_name"])
+    assert [r.info.run_name for r in found] == ["r0", "r2"]
+    report = _differences_from_a_rebuild(client.store)
+    assert report == {"missing": [], "stale": [], "only_live": 0, "only_rebuilt": 0, "rows": 3}

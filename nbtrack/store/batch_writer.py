@@ -119,12 +119,13 @@ def write_batch(conn, batch: Batch) -> list[str]:
 def _refresh_index(conn, batch: Batch, registered: list[str]) -> None:
     """Bring the index up to date for this batch.
 
-    Whole rows for new runs and changed attributes; for runs that only logged values, just
-    the columns of the keys they logged (a cost that does not grow with the index's width).
+    Whole rows for new runs only; for the others just the attributes, if they changed, and the
+    columns of the keys they logged: a cost that does not grow with the index's width.
     """
     import pyarrow as pa
 
-    whole = set(batch.runs) | set(batch.run_updates)
+    whole = set(batch.runs)
+    updated = set(batch.run_updates) - whole
     changed = {run_id for run_id, _, _ in batch.params} | {run_id for run_id, _ in batch.tags}
     names = {"params." + key for _, key, _ in batch.params}
     names.update("tags." + key for _, key in batch.tags)
@@ -133,13 +134,13 @@ def _refresh_index(conn, batch: Batch, registered: list[str]) -> None:
             changed.add(run_id)
             names.add("metrics." + key)
     changed -= whole
-    for name, ids in (("_nb_whole", whole), ("_nb_changed", changed)):
+    for name, ids in (("_nb_whole", whole), ("_nb_changed", changed), ("_nb_updated", updated)):
         _register(conn, name, arrow_table({"run_id": arrow_array(sorted(ids), pa.string())}),
                   registered)
     _register(conn, "_nb_names", arrow_table({"name": arrow_array(sorted(names), pa.string())}),
               registered)
-    run_index.refresh(conn, "_nb_whole" if whole else None,
-                      "_nb_changed" if changed else None, "_nb_names")
+    run_index.refresh(conn, "_nb_whole" if whole else None, "_nb_changed" if changed else None,
+                      "_nb_names", "_nb_updated" if updated else None)
 
 
 def _write_environments(conn, environments: dict[str, dict]) -> None:

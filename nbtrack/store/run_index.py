@@ -166,23 +166,29 @@ def _write_rows(conn, touched_table: str, columns: dict[str, str], names: list[s
 
 
 def refresh(conn, touched_table: str | None, changed_runs: str | None = None,
-            changed_names: str | None = None) -> None:
+            changed_names: str | None = None, updated_runs: str | None = None) -> None:
     """Bring the index up to date after a write, in the writer's transaction.
 
-    The rows of the runs in ``touched_table`` (a table or subquery of ``run_id``) are rebuilt
-    whole: deleted and inserted anew with one conditional aggregate per key (names travel as
-    parameters). That costs in proportion to the index's width, so it is for new runs and
-    changed attributes. For runs already indexed that only logged values, ``changed_runs``
-    and ``changed_names`` (a table or subquery of key names such as ``metrics.rmse``) rewrite
-    just those keys' columns, at a cost that does not grow with the width.
+    Each argument is a table or subquery: of ``run_id`` for the runs, of ``name`` (such as
+    ``metrics.rmse``) for ``changed_names``.
 
-    New keys get columns first (DuckDB refuses to commit an ALTER that follows a change to
-    the same table). An index wider than the cap (made by an older nbtrack) is rebuilt instead.
+    - ``touched_table``: runs whose rows are rebuilt whole, deleted and inserted anew with one
+      conditional aggregate per key (names travel as parameters). That costs in proportion to
+      the index's width, so it is for new runs and for changes of unknown extent.
+    - ``changed_runs`` and ``changed_names``: runs the index has that logged values of those
+      keys; only those keys' columns are rewritten.
+    - ``updated_runs``: runs the index has whose attributes (the columns of ``runs``)
+      changed; only those are copied.
+
+    The last two cost in proportion to what changed, whatever the width. New keys get columns
+    first (DuckDB refuses to commit an ALTER that follows a change to the same table). An index
+    wider than the cap (made by an older nbtrack) is rebuilt instead.
     """
     columns = key_columns(conn)
     if len(columns) > MAX_KEY_COLUMNS:
         rebuild(conn)
         return
+
     def names(source: str) -> list[str]:
         return [n for (n,) in conn.execute(f"SELECT DISTINCT name FROM {source}").fetchall()]
 
@@ -194,6 +200,12 @@ def refresh(conn, touched_table: str | None, changed_runs: str | None = None,
             f"DELETE FROM run_index WHERE run_id IN (SELECT run_id FROM {touched_table})"
         )
         _write_rows(conn, touched_table, columns, sorted(n for n in whole if n in columns))
+    if updated_runs:
+        conn.execute(
+            f"UPDATE run_index SET {', '.join(f'{c} = r.{c}' for c in BASE_COLUMNS[1:])} "
+            f"FROM runs r WHERE r.run_id = run_index.run_id "
+            f"AND r.run_id IN (SELECT run_id FROM {updated_runs})"
+        )
     if changed:
         _update_columns(conn, changed_runs, columns, sorted(n for n in changed if n in columns))
 
