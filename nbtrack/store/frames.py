@@ -2,8 +2,10 @@
 
 Payload: ``u32 header length | header (JSON) | metrics (Arrow IPC stream, optional)``. Metric
 rows, by far the most numerous, travel as Arrow columns: encoding 200k rows takes milliseconds,
-and -0.0, NaN and the infinities come back bit for bit. Everything else is small and goes as
-JSON. The header carries a format number, so a newer frame is refused rather than misread.
+and -0.0, NaN and the infinities come back bit for bit. A few rows, and everything else, go as
+JSON (which keeps -0.0, NaN and the infinities too): the first frames of a new process then
+never wait for pyarrow to load. The header carries a format number, so a newer frame is refused
+rather than misread.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import struct
 from nbtrack.store.pending import Batch
 
 FORMAT = 1
-#: Up to this many metric rows, the latest value per key is found in Python (see latest_by_key).
+#: Up to this many metric rows travel as JSON and their latest value per key is found in Python.
 SMALL_LATEST = 1_000
 _LENGTH = struct.Struct("<I")
 
@@ -51,7 +53,8 @@ def latest_by_key(table) -> list[tuple[str, str, int, int, float]]:
     it pandas, about 0.2 s of CPU in a new process.
     """
     if table.num_rows <= SMALL_LATEST:
-        return _latest_small(table)
+        names = ("run_id", "key", "value", "step", "timestamp")
+        return latest_of_rows(zip(*(table.column(n).to_pylist() for n in names), strict=True))
     ordered = table.sort_by([("run_id", "ascending"), ("key", "ascending"),
                              ("step", "ascending"), ("timestamp", "ascending"),
                              ("value", "ascending")])
@@ -61,19 +64,17 @@ def latest_by_key(table) -> list[tuple[str, str, int, int, float]]:
         "run_id", "key", "step_last", "timestamp_last", "value_last")), strict=True))
 
 
-def _latest_small(table) -> list[tuple[str, str, int, int, float]]:
-    """``latest_by_key`` in Python, with the same answer as Arrow's sort and group_by.
+def latest_of_rows(rows) -> list[tuple[str, str, int, int, float]]:
+    """``latest_by_key`` for metric row tuples, in Python, with the same answer as Arrow's.
 
     NaN is the highest value, a tie goes to the later row, results are ordered by run and key.
     """
-    names = ("run_id", "key", "step", "timestamp", "value")
     best: dict[tuple[str, str], tuple] = {}
-    for row in zip(*(table.column(name).to_pylist() for name in names), strict=True):
-        value = row[4]
-        rank = (row[2], row[3], (1, 0.0) if value != value else (0, value))
-        held = best.get(row[:2])
+    for run_id, key, value, step, stamp in rows:
+        rank = (step, stamp, (1, 0.0) if value != value else (0, value))
+        held = best.get((run_id, key))
         if held is None or rank >= held[0]:
-            best[row[:2]] = (rank, row)
+            best[(run_id, key)] = (rank, (run_id, key, step, stamp, value))
     return [row for _, row in sorted(best.values(), key=lambda item: item[1][:2])]
 
 
@@ -97,11 +98,15 @@ def encode(batch: Batch, metrics=None) -> bytes:
         header["datasets"] = list(batch.datasets.values())
     if batch.inputs:
         header["inputs"] = batch.inputs
+    tables = list(batch.metric_tables)
+    if metrics is not None:
+        tables.append(metrics)
+    elif len(batch.metrics) > SMALL_LATEST or (batch.metrics and tables):
+        tables.append(metrics_table(batch.metrics))
+    elif batch.metrics:
+        header["metrics"] = batch.metrics
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     parts = [_LENGTH.pack(len(text)), text]
-    tables = list(batch.metric_tables)
-    if batch.metrics:
-        tables.append(metrics_table(batch.metrics) if metrics is None else metrics)
     if tables:
         import pyarrow as pa
 
@@ -139,6 +144,7 @@ def decode(payload: bytes) -> Batch:
         artifacts=[tuple(a) for a in header.get("artifacts", [])],
         datasets={(d["name"], d["digest"]): d for d in header.get("datasets", [])},
         inputs=[tuple(i) for i in header.get("inputs", [])],
+        metrics=[tuple(m) for m in header.get("metrics", [])],
     )
     rest = payload[_LENGTH.size + length:]
     if rest:

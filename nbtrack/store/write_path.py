@@ -137,10 +137,12 @@ class WritePath:
             with self._peek_lock:
                 batch = self._in_flight = self.pending.take()
             try:
-                table = frames.metrics_table(batch.metrics) if batch.metrics else None
+                table = (frames.metrics_table(batch.metrics)
+                         if len(batch.metrics) > frames.SMALL_LATEST else None)
                 payload = self._encode(batch, table)
                 self.segment.append(payload)
-                latest = frames.latest_by_key(table) if table is not None else []
+                latest = (frames.latest_by_key(table) if table is not None
+                          else frames.latest_of_rows(batch.metrics))
             except BaseException:
                 with self._peek_lock:
                     self.pending.put_back(batch)
