@@ -86,6 +86,18 @@ def log_after_go(store: str, n_metrics: int, n_params: int) -> None:
     _say(json.dumps({"run_id": run_id, "max_call": slowest, "loop": loop, "end_run": end}))
 
 
+def log_flush_and_wait(store: str, n_metrics: int) -> None:
+    """Log, call ``nbtrack.flush()``, print ``flushed <run_id>``, then sleep with the run open."""
+    nbtrack = _nbtrack(store)
+    run_id = nbtrack.start_run(run_name="flushed").info.run_id
+    nbtrack.log_params({f"p{k}": f"v{k}" for k in range(10)})
+    for step in range(n_metrics):
+        nbtrack.log_metric("m", metric_value(step), step=step)
+    nbtrack.flush()
+    _say("flushed", run_id)
+    time.sleep(600)
+
+
 def hold_by_searching(store: str, stop_file: str) -> None:
     """Log a little, then search in a loop (keeping the store open) until ``stop_file`` exists."""
     nbtrack = _nbtrack(store)

@@ -138,8 +138,8 @@ def _history_problems(client, run_id: str, key: str, expected_steps) -> list[str
     return problems
 
 
-# 1 ------------------------------------------------------------------------------------------
-KERNELS, CELLS, STEPS, PARAMS = 4, 20, 40, 10
+# kernels that end right after their last tracked cell ---------------------------------------------
+KERNELS, CELLS, STEPS, PARAMS = 6, 25, 40, 10
 
 
 def _tracked_cell(kernel: int, cell: int) -> str:
@@ -152,13 +152,24 @@ def _tracked_cell(kernel: int, cell: int) -> str:
 
 @pytest.mark.slow
 def test_kernels_shut_down_right_after_their_last_cell_keep_every_run(tmp_path, kernel_name):
-    """Four notebooks run at once into one store; nbclient shuts each kernel down normally."""
+    """Six notebooks run at once into one store; nbclient shuts each kernel down normally.
+
+    The kernels wait for each other before their tracked cells, so that they end (and are
+    shut down) at about the same time, as when several notebooks are closed together.
+    """
     import nbformat
 
-    store = tmp_path / "store"
+    store, arrived = tmp_path / "store", tmp_path / "arrived"
+    arrived.mkdir()
     notebooks = []
     for kernel in range(KERNELS):
-        cells = [f"%load_ext nbtrack\n%track_config --tracking-uri {store}\nimport nbtrack"]
+        together = (f"import os, time\nopen(os.path.join({str(arrived)!r}, '{kernel}'), 'w')"
+                    f".close()\ndeadline = time.monotonic() + 120\n"
+                    f"while len(os.listdir({str(arrived)!r})) < {KERNELS}:\n"
+                    f"    assert time.monotonic() < deadline, 'the other kernels never came'\n"
+                    f"    time.sleep(0.01)")
+        cells = [f"%load_ext nbtrack\n%track_config --tracking-uri {store}\nimport nbtrack",
+                 together]
         cells += [_tracked_cell(kernel, cell) for cell in range(CELLS)]
         path = tmp_path / f"nb{kernel}.ipynb"
         nbformat.write(nbformat.v4.new_notebook(
@@ -176,18 +187,64 @@ def test_kernels_shut_down_right_after_their_last_cell_keep_every_run(tmp_path, 
     # every cell ran and showed its summary: from then on its run must be durable
     for kernel, path in enumerate(notebooks):
         nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells[1:]:
+        for cell in nb.cells[2:]:
             texts = [o.get("data", {}).get("text/plain", "") for o in cell.outputs
                      if o["output_type"] == "display_data"]
             errors = [o for o in cell.outputs if o["output_type"] == "error"]
             assert not errors, f"kernel {kernel}: {errors[0]['ename']}: {errors[0]['evalue']}"
             assert any("FINISHED" in t for t in texts), f"kernel {kernel}: no summary: {texts}"
 
+    problems = _tracked_run_problems(store, range(KERNELS))
+    assert not problems, "\n".join(problems[:20])
+
+
+def _execute(client, code: str) -> str:
+    """Run ``code`` in a kernel; return the text of its displays, failing on an error."""
+    texts = []
+
+    def collect(msg):
+        texts.append(msg["content"].get("data", {}).get("text/plain", ""))
+
+    reply = client.execute_interactive(code, timeout=120, output_hook=collect)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(texts)
+
+
+@pytest.mark.slow
+def test_a_kernel_killed_right_after_its_last_summary_keeps_every_run(tmp_path, kernel_name):
+    """Once a %%track cell's summary shows, its run is durable: SIGKILL the kernel right then."""
+    from jupyter_client.manager import start_new_kernel
+
+    store = tmp_path / "store"
+    manager, client = start_new_kernel(kernel_name=kernel_name, cwd=str(tmp_path))
+    try:
+        _execute(client, f"%load_ext nbtrack\n%track_config --tracking-uri {store}\n"
+                         "import nbtrack")
+        for cell in range(CELLS):
+            assert "FINISHED" in _execute(client, _tracked_cell(0, cell))
+        manager.signal_kernel(signal.SIGKILL)  # no exit handler runs
+        deadline = time.monotonic() + 30
+        while manager.is_alive():
+            assert time.monotonic() < deadline, "the kernel survived SIGKILL"
+            time.sleep(0.01)
+    finally:
+        client.stop_channels()
+        if manager.is_alive():
+            manager.shutdown_kernel(now=True)
+    problems = _tracked_run_problems(store, [0])
+    assert not problems, "\n".join(problems[:20])
+
+
+def _tracked_run_problems(store: Path, kernels) -> list[str]:
+    """What a fresh reader finds wrong with the runs of the tracked cells of ``kernels``."""
     nbtrack.set_tracking_uri(store)
     client = nbtrack.Client()
-    runs = {r.info.run_name: r for r in
-            nbtrack.search_runs(experiment_names=["closing"], output_format="list")}
-    expected = {f"k{k}-c{c}" for k in range(KERNELS) for c in range(CELLS)}
+    try:
+        found = nbtrack.search_runs(experiment_names=["closing"], output_format="list")
+    except NotFoundError:
+        return ["the experiment 'closing' is missing: not one run was kept"]
+    runs = {r.info.run_name: r for r in found}
+    expected = {f"k{k}-c{c}" for k in kernels for c in range(CELLS)}
     problems = [f"{len(expected - set(runs))} of {len(expected)} runs missing: "
                 f"{sorted(expected - set(runs))[:8]}"] if expected - set(runs) else []
     for name, run in sorted(runs.items()):
@@ -199,10 +256,10 @@ def test_kernels_shut_down_right_after_their_last_cell_keep_every_run(tmp_path, 
             problems.append(f"{name}: params {sorted(run.data.params)}")
         problems += [f"{name}: {p}" for p in
                      _history_problems(client, run.info.run_id, "loss", range(STEPS))]
-    assert not problems, "\n".join(problems[:20])
+    return problems
 
 
-# 2 ------------------------------------------------------------------------------------------
+# SIGKILL at random moments ------------------------------------------------------------------------
 TRIALS = 20
 
 
@@ -273,7 +330,7 @@ def test_sigkill_keeps_every_synchronous_value(tmp_path):
     assert not problems, f"{len(problems)} problems in {TRIALS} trials:\n" + "\n".join(problems)
 
 
-# 3 ------------------------------------------------------------------------------------------
+# a run killed right after it started; flush -------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["start_run", "create_run"])
 def test_a_run_killed_right_after_it_started_is_kept_as_killed(tmp_path, how):
@@ -299,7 +356,26 @@ def test_a_run_killed_right_after_it_started_is_kept_as_killed(tmp_path, how):
     assert set(found.values()) == {"KILLED"}, found
 
 
-# 4 ------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_flush_makes_every_value_visible_to_other_processes(tmp_path):
+    store = tmp_path / "store"
+    child = Child(tmp_path, "log_flush_and_wait", store=store, n_metrics=500)
+    try:
+        kind, run_id = child.line().split()
+        assert kind == "flushed"
+        # read while the writer is alive, its run open and its process idle
+        nbtrack.set_tracking_uri(store)
+        client = nbtrack.Client()
+        run = client.get_run(run_id)
+        assert run.info.status == "RUNNING"
+        assert run.data.params == {f"p{k}": f"v{k}" for k in range(10)}
+        assert run.data.metrics == {"m": metric_value(499)}
+        assert not _history_problems(client, run_id, "m", range(500))
+    finally:
+        child.kill()
+
+
+# a store held open by a program outside nbtrack ---------------------------------------------------
 HOLD_FILE = """
 import sys, time, duckdb
 deadline = time.monotonic() + 60
@@ -350,6 +426,7 @@ def test_a_store_held_by_another_program_at_exit_loses_nothing(tmp_path):
 
     free_run, free_time = log_and_exit(hold=False)
     held_run, held_time = log_and_exit(hold=True)
+    print(f"logging and exiting: {free_time:.2f} s with the file free, {held_time:.2f} s held")
     problems = []
     # waiting for the file is bounded: at most twice the lock timeout more than when it is free
     if held_time > free_time + 2 * lock_timeout + 2.0:
@@ -373,7 +450,7 @@ def test_a_store_held_by_another_program_at_exit_loses_nothing(tmp_path):
     assert not problems, "\n".join(problems)
 
 
-# 5 ------------------------------------------------------------------------------------------
+# a stopped process that holds the store -----------------------------------------------------------
 def _stopped(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().rsplit(")", 1)[1].split()[0] == "T"
@@ -422,6 +499,7 @@ def test_a_stopped_process_holding_the_store_blocks_no_one(tmp_path):
         logger_exit = time.monotonic() - started
         read = json.loads(reader.finish(timeout=60).strip().splitlines()[-1])
         assert _stopped(holder.pid)  # it held the store all along
+        print(f"logger: {timings}, exited after {logger_exit:.2f} s; reader: {read}")
 
         # logging never waits for the store (a call that did would take the lock timeout)
         assert timings["max_call"] < lock_timeout / 2, timings
@@ -454,7 +532,7 @@ def test_a_stopped_process_holding_the_store_blocks_no_one(tmp_path):
     assert not _history_problems(client, run_id, "m", range(1000))
 
 
-# 6 ------------------------------------------------------------------------------------------
+# many writers and a polling reader ----------------------------------------------------------------
 @pytest.mark.slow
 def test_eight_writers_and_a_polling_reader_lose_nothing(tmp_path):
     store = tmp_path / "store"
