@@ -292,12 +292,24 @@ GROUP BY kind, key
 def key_counts(conn, store, experiment_ids, view_type) -> dict[str, int]:
     """``{key column: number of runs that have it}`` over the experiments' runs, most first.
 
-    Counted in the normalised tables, so every key is there, however wide the store.
+    One scan of the index while it holds every key; past its cap, counted in the normalised
+    tables, so that every key is there however wide the store.
     """
-    rows = conn.execute(
-        _KEY_COUNTS, [[str(e) for e in experiment_ids], list(ViewType.stages(view_type))]
-    ).fetchall()
-    found = {("metrics.", "params.", "tags.")[kind] + key: n for kind, key, n in rows}
+    indexed, complete = store.index_columns(conn)
+    params = [[str(e) for e in experiment_ids], list(ViewType.stages(view_type))]
+    if not complete:
+        rows = conn.execute(_KEY_COUNTS, params).fetchall()
+        found = {("metrics.", "params.", "tags.")[kind] + key: n for kind, key, n in rows}
+    elif indexed:
+        names = sorted(indexed)
+        counts = ", ".join(f"count(r.{quote(indexed[n])})" for n in names)
+        row = conn.execute(
+            f"SELECT {counts} FROM run_index r WHERE list_contains(?, r.experiment_id) "
+            "AND list_contains(?, r.lifecycle_stage)", params,
+        ).fetchone()
+        found = {n: c for n, c in zip(names, row, strict=True) if c}
+    else:
+        return {}
     return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
 
 
