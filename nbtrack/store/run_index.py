@@ -1,18 +1,18 @@
 """``run_index``: one row per run, with a typed column for each of at most ``MAX_KEY_COLUMNS`` keys.
 
 Its columns are the run's attributes plus one column per indexed key: ``metrics.rmse`` (DOUBLE,
-the latest value), ``params.model`` and ``tags.team`` (VARCHAR). A search on indexed keys is then
-a single scan with plain column predicates.
+the latest value), ``params.model`` and ``tags.team`` (VARCHAR). A search on indexed keys is a
+single scan with plain column predicates. The normalised tables (``runs``, ``params``, ``tags``,
+``latest_metrics``) stay the source of truth: keys without a column (past the cap) are read and
+joined from them, so results never depend on the index being complete. Each write batch brings
+the index up to date inside its transaction (``refresh``); ``rebuild`` recreates it.
 
-The normalised tables (``runs``, ``params``, ``tags``, ``latest_metrics``) stay the source of
-truth, and the only one for whole runs: ``get_run`` and the runs of a search page read their
-values there, never from the wide row. Every write batch rebuilds the index rows of the runs it
-touched, inside the same transaction, and ``rebuild`` recreates the whole index. Keys without a
-column (past the cap) are joined from the normalised tables instead, so results never depend on
-the index being complete.
-
-**Why so few columns.** Every cost of a DuckDB table grows with its width, whatever the columns
-hold. Measured with 10,000 runs, per number of key columns (DuckDB 1.5, this 2-core machine):
+**Where the time went.** With 1,900 keys, ``get_run`` of a one-param run read that run's index
+row: DuckDB scanned and converted to Arrow all 1,924 columns (nearly all of the time), then
+Python looked at each. A flush spent 60% of its time deleting and re-inserting the run's row
+(every column is appended, even NULL) and 30% committing it to the WAL. Every cost of a
+DuckDB table grows with its width, whatever the columns hold. Measured with 10,000 runs, per
+number of key columns (DuckDB 1.5, this 2-core machine):
 
 =======  ==============  =============  ==========  =========
 columns  delete+insert   select a row   checkpoint  open file
@@ -23,20 +23,24 @@ columns  delete+insert   select a row   checkpoint  open file
 10,000   ~470 ms         ~280 ms        ~190 ms     120 ms
 =======  ==============  =============  ==========  =========
 
-So the former cap of 2,000 columns cost a second per flush in wide stores, and a column per key
-for 10,000 keys is out of the question. The alternatives measured at 10,000 runs: a filtered,
-ordered search on two keys takes 1.3 ms over columns, 5 ms over per-run MAP columns and 5 ms as
-joins on the normalised tables (25 ms at 100,000 runs, against 46 ms for maps and 4 ms for
-columns). Columns win for the keys that most searches use, joins are a fine fallback for the
-rest, and the cap bounds every width-bound cost. Keys get columns as they are first logged, up
-to the cap; a rebuild gives them to the keys held by the most runs.
+**The design.** A column per key cannot scale, so the cap falls from 2,000 to 256. Measured at
+10,000 runs, a filtered, ordered search on two keys takes 1.3 ms over columns, 5 ms over
+per-run MAP columns and 5 ms as joins on the normalised tables (at 100,000 runs: 4, 46 and
+25 ms). So columns serve the keys most searches use, and joins are a fine fallback. Keys get
+columns as they are first logged, up to the cap; a rebuild gives them to the keys most runs
+have. An index wider than the cap, from an older nbtrack, is rebuilt at the next write.
+
+Writes cost in proportion to what changed, not to the width: only a new run's row is inserted
+whole; a run that logged values has just those keys' columns updated, and a changed status
+just its attribute columns. Reads of whole runs take the index row while the index is complete
+(at most 280 columns), and the normalised tables past the cap.
 
 **Case.** Keys are case-sensitive, but DuckDB column names are not (ASCII letters only).
 ``column_names`` gives each key its own name as column, unless another key of its kind differs
 from it only in case: then each of its upper-case letters is marked with ``^``
-(``metrics.^Loss`` beside ``metrics.loss``). ``key_name`` undoes this, so names leave the store
-as the user wrote them. Names stay readable, and a store indexed before this rule already
-follows it.
+(``metrics.^Loss`` beside ``metrics.loss``; the earlier key's column is renamed when its twin
+arrives). ``key_name`` undoes this, so names leave the store as the user wrote them. Names stay
+readable, the rule depends only on the set of keys, and an index made before it follows it.
 """
 
 from __future__ import annotations
@@ -223,11 +227,11 @@ def _update_columns(conn, touched_table: str, columns: dict[str, str], names: li
         f"END) AS _v{i}"
         for i, name in enumerate(names)
     )
+    kinds = sorted({name.split(".")[0] + "." for name in names})
     conn.execute(
         f"UPDATE run_index SET {sets} FROM (SELECT t.run_id, {aggregates} "
         f"FROM (SELECT DISTINCT run_id FROM {touched_table}) t "
-        f"LEFT JOIN ({values_query(touched_table, {n.split('.')[0] + '.' for n in names})}) x "
-        "ON x.run_id = t.run_id "
+        f"LEFT JOIN ({values_query(touched_table, kinds)}) x ON x.run_id = t.run_id "
         "GROUP BY t.run_id) v WHERE run_index.run_id = v.run_id",
         names,
     )
