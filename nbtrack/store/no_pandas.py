@@ -65,23 +65,24 @@ class Connection:
 
     DuckDB scans a registered Arrow table in whichever of its threads gets there first, and a
     worker thread has no Python frame, so its import of ``pyarrow.dataset`` is not refused. So
-    while small Arrow tables (up to ``MAX_BUILT`` rows) are registered in a process without
-    pandas and ``pyarrow.dataset``, DuckDB runs on the calling thread alone (``SET threads = 1``),
-    and gets its threads back at the first statement after they are unregistered. Larger tables
-    are scanned as usual: for them the imports are a small share.
+    while only small Arrow tables (up to ``MAX_BUILT`` rows) are registered in a process without
+    pandas and ``pyarrow.dataset``, DuckDB runs on the calling thread alone (``SET threads = 1``);
+    it gets its threads back at the first statement after they are unregistered, or as soon as a
+    larger table is registered: for those the imports are a small share.
     """
 
-    __slots__ = ("_serial", "_threads_limited", "raw")
+    __slots__ = ("_large", "_small", "_threads_limited", "raw")
 
     def __init__(self, raw) -> None:
         self.raw = raw
-        self._serial: set[str] = set()
+        self._small: set[str] = set()
+        self._large: set[str] = set()
         self._threads_limited = False
 
     def execute(self, *args, **kwargs):
         """``DuckDBPyConnection.execute``, binding values without importing pandas."""
-        if self._threads_limited and not self._serial:
-            self._restore_threads()
+        if self._threads_limited and not self._small:
+            self._limit_threads(False)
         return _guarded_call(self.raw.execute, *args, **kwargs)
 
     def executemany(self, *args, **kwargs):
@@ -98,30 +99,27 @@ class Connection:
         Pushdown needs ``pyarrow.dataset``; without it DuckDB reads the table whole and filters
         after the scan: the same rows, and no cost for the small tables nbtrack registers.
         """
-        import duckdb
-
         result = _guarded_call(self.raw.register, view_name, python_object)
-        if _small_arrow_table(python_object):
-            self._serial.add(view_name)
-            if not self._threads_limited:
-                try:
-                    self.raw.execute("SET threads = 1")
-                    self._threads_limited = True
-                except duckdb.Error:
-                    pass  # an aborted transaction: its statements fail anyway
+        rows = _arrow_rows_without_pandas(python_object)
+        if rows is not None:
+            (self._small if rows <= MAX_BUILT else self._large).add(view_name)
+            self._limit_threads(bool(self._small) and not self._large)
         return result
 
     def unregister(self, view_name: str):
         """``DuckDBPyConnection.unregister``."""
-        self._serial.discard(view_name)
+        self._small.discard(view_name)
+        self._large.discard(view_name)
         return self.raw.unregister(view_name)
 
-    def _restore_threads(self) -> None:
+    def _limit_threads(self, limit: bool) -> None:
         import duckdb
 
+        if limit == self._threads_limited:
+            return
         try:
-            self.raw.execute("RESET threads")
-            self._threads_limited = False
+            self.raw.execute("SET threads = 1" if limit else "RESET threads")
+            self._threads_limited = limit
         except duckdb.Error:
             pass  # an aborted transaction refuses statements: retried after its ROLLBACK
 
@@ -135,11 +133,13 @@ class Connection:
         self.raw.close()
 
 
-def _small_arrow_table(obj) -> bool:
-    """Whether DuckDB would load ``pyarrow.dataset`` (and pandas) only to scan ``obj``."""
+def _arrow_rows_without_pandas(obj) -> int | None:
+    """The rows of ``obj`` if it is an Arrow table that DuckDB would load pandas to scan."""
     pa = sys.modules.get("pyarrow")
-    return (pa is not None and isinstance(obj, pa.Table) and obj.num_rows <= MAX_BUILT
-            and not pandas_loaded() and "pyarrow.dataset" not in sys.modules)
+    if (pa is None or not isinstance(obj, pa.Table) or pandas_loaded()
+            or "pyarrow.dataset" in sys.modules):
+        return None
+    return obj.num_rows
 
 
 def pandas_loaded() -> bool:
