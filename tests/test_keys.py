@@ -230,3 +230,22 @@ def test_a_store_with_ten_thousand_keys(client):
     frame = nbtrack.search_runs(experiment_names=["wide"], filter_string="metrics.m4_0 >= 0")
     assert len(frame) == 1 and frame["params.p4_249"].tolist() == ["249"]
     assert len([c for c in frame.columns if c.startswith("metrics.")]) == 500
+
+
+def test_doctor_refills_twin_keys_from_a_salvaged_index_under_their_own_names(client, twins,
+                                                                            cap):
+    from nbtrack.store import repair
+
+    with client.store._connection.use() as conn:
+        conn.execute(f"CREATE TABLE {repair.SALVAGED_INDEX} AS SELECT * FROM run_index")
+        for table in ("params", "tags", "latest_metrics"):
+            conn.execute(f"DELETE FROM {table}")
+        repair._from_index(conn)
+        metrics = conn.execute("SELECT key, value FROM latest_metrics ORDER BY ALL").fetchall()
+        params = conn.execute("SELECT key, value FROM params ORDER BY ALL").fetchall()
+    every = [("LOSS", 0.1), ("Loss", 0.2), ("Loss", 2.0), ("loss", 0.5), ("loss", 3.0)]
+    if cap == "indexed":
+        assert metrics == every
+        assert params == [("Alpha", "A"), ("alpha", "a"), ("alpha", "b")]
+    else:  # the index held two keys only: what it held comes back under the right names
+        assert set(metrics) <= set(every)

@@ -115,7 +115,9 @@ def _from_index(conn) -> dict[str, int]:
         keys = ", ".join(run_index.quote(c) for c in sorted(found) if c.startswith(prefix))
         if not keys:
             continue
-        unpivoted = (f"SELECT run_id, substr(name, {len(prefix) + 1}) AS key, value, "
+        # the key as logged: columns of keys differing only in case mark upper-case with ^
+        unpivoted = (f"SELECT run_id, regexp_replace(substr(name, {len(prefix) + 1}), "
+                     "'\\^(.)', '\\1', 'g') AS key, value, "
                      f"start_time, end_time FROM (UNPIVOT (SELECT run_id, start_time, "
                      f"end_time, {keys} FROM {index}) ON {keys} INTO NAME name VALUE value)")
         recovered[table] = conn.execute(
