@@ -345,7 +345,8 @@ def lag(library: str, sizes: dict) -> dict:
             "p99": _percentile(lags, 0.99) if lags else None,
             "samples": len(lags), "unseen": unseen, "polls": polls["polls"],
             "reader_errors": len(seen["errors"]),
-            "writer_errors": sum(r["errors"] for r in results)}
+            "writer_errors": sum(r["errors"] for r in results),
+            "values": sum(r["count"] for r in results)}
 
 
 def kills(library: str, sizes: dict, seed: int = 7) -> dict:
@@ -457,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         _row(f"lag from log_metric to visible elsewhere, {label} ({writers} writers)",
              _seconds(ours), _seconds(theirs), "", f"< {_seconds(target)}" if target else "",
              met)
+    _row("  values logged meanwhile (the writers' pace is a target)",
+         str(got["nbtrack"].get("values", "-")), str(got.get("mlflow", {}).get("values", "-")))
+    _row("  searches the reader completed", str(got["nbtrack"].get("polls", "-")),
+         str(got.get("mlflow", {}).get("polls", "-")))
     for lib, r in got.items():
         problems = {k: r.get(k) for k in ("error", "unseen", "reader_errors", "writer_errors")
                     if r.get(k)}
