@@ -12,6 +12,21 @@ from nbtrack.store import registry
 from nbtrack.tracking import uri
 from nbtrack.tracking.state import state
 
+#: modules whose every test starts kernels, browsers, servers or child processes
+SLOW_MODULES = {
+    "test_browser", "test_magics_kernel", "test_durability", "test_concurrency",
+    "test_bench_smoke", "test_notebook_runner",
+}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark as slow the notebooks (nbval runs each in a kernel) and the slow modules' tests."""
+    for item in items:
+        module = getattr(item, "module", None)
+        name = module.__name__.rsplit(".", 1)[-1] if module is not None else ""
+        if name in SLOW_MODULES or ".ipynb" in item.nodeid:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def store_dir(tmp_path, monkeypatch):

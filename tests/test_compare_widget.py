@@ -188,6 +188,7 @@ def test_importance_explains_when_there_is_too_little(taxi_runs):
     assert widget.importance["note"].startswith("Needs at least 3 runs")
 
 
+@pytest.mark.slow
 def test_auto_refresh_follows_other_processes(taxi_runs, store_dir):
     import subprocess
     import sys

@@ -175,6 +175,7 @@ def test_open_failures_that_are_not_damage_are_told_apart():
 
 
 # opening: busy means busy -------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_real_lock_conflict_is_still_busy(built, monkeypatch):
     db = built / "store.duckdb"
     holder = subprocess.Popen(
@@ -211,6 +212,7 @@ def test_doctor_says_a_healthy_store_is_healthy(built):
     assert "Schema version: 2" in out and f"Artifacts: {N_RUNS} referenced, 0 missing" in out
 
 
+@pytest.mark.slow
 def test_doctor_names_the_damage(built):
     db = built / "store.duckdb"
     _flip(db, _data_offset(db, "metrics") + 8)
@@ -227,6 +229,7 @@ def test_doctor_names_the_damage(built):
     assert _sha256(db) == before
 
 
+@pytest.mark.slow
 def test_doctor_repair_salvages_the_readable_runs(built, tmp_path):
     db = built / "store.duckdb"
     _flip(db, _data_offset(db, "metrics") + 8)
@@ -247,6 +250,7 @@ def test_doctor_repair_salvages_the_readable_runs(built, tmp_path):
     assert _doctor(out_dir)[0] == 0
 
 
+@pytest.mark.slow
 def test_doctor_repair_refills_lost_runs_from_the_run_index(built, tmp_path):
     db = built / "store.duckdb"
     _flip(db, _data_offset(db, "runs") + 8)
@@ -261,6 +265,7 @@ def test_doctor_repair_refills_lost_runs_from_the_run_index(built, tmp_path):
     assert sorted(r.info.run_name for r in runs) == [f"r{i}" for i in range(N_RUNS)]
 
 
+@pytest.mark.slow
 def test_doctor_reads_through_the_older_header_when_the_newest_is_damaged(built, tmp_path):
     db = built / "store.duckdb"
     client = nbtrack.Client()
@@ -309,6 +314,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # before any checkpoint: the change is in 
 """
 
 
+@pytest.mark.slow
 def test_a_damaged_wal_loses_nothing_the_spool_still_holds(built, tmp_path):
     db, wal = built / "store.duckdb", built / "store.duckdb.wal"
     env = {**os.environ, "NBTRACK_FLUSH_INTERVAL": "1000"}

@@ -275,6 +275,7 @@ def test_active_runs_are_per_thread():
     assert seen == {"before": None, "inside": True}
 
 
+@pytest.mark.slow
 def test_the_exit_path_ends_the_runs_of_every_thread(tmp_path):
     import subprocess
     import sys

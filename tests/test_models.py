@@ -182,6 +182,7 @@ def test_custom_python_model_with_artifacts(tmp_path):
         NoPredict()
 
 
+@pytest.mark.slow
 def test_a_model_class_from_the_notebook_loads_in_another_process(tmp_path):
     """Classes defined in __main__ (a notebook) travel by value, so a new process loads them."""
     store = tmp_path / "store"

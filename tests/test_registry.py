@@ -137,6 +137,7 @@ def test_models_uris_load_by_version_stage_and_alias(client):
         nbtrack.pyfunc.load_model("models:/taxi")
 
 
+@pytest.mark.slow
 def test_two_processes_registering_at_once_never_share_a_number(tmp_path):
     store = str(tmp_path / "store")
     procs = [subprocess.Popen([sys.executable, WORKERS, "register_versions", store, "taxi",

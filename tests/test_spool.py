@@ -48,6 +48,7 @@ KILLED_AFTER_SYNC = """
 """
 
 
+@pytest.mark.slow
 def test_a_killed_process_leaves_its_values_and_a_killed_run(tmp_path):
     store = tmp_path / "s"
     run_id = _run_child(KILLED_AFTER_SYNC, store, expect_rc=-signal.SIGKILL)
@@ -78,6 +79,7 @@ def test_merging_twice_changes_nothing(tmp_path, monkeypatch):
     assert _counts(tmp_path / "s") == (500, 0, 1)
 
 
+@pytest.mark.slow
 def test_a_crash_in_the_middle_of_a_merge_loses_and_duplicates_nothing(tmp_path):
     store = tmp_path / "s"
     run_id = _run_child(KILLED_AFTER_SYNC, store, expect_rc=-signal.SIGKILL)
@@ -96,6 +98,7 @@ def test_a_crash_in_the_middle_of_a_merge_loses_and_duplicates_nothing(tmp_path)
     assert nbtrack.get_run(run_id).info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_two_processes_merging_at_once_write_each_value_once(tmp_path):
     store = tmp_path / "s"
     DuckDBStore(store).close()
@@ -120,6 +123,7 @@ def test_two_processes_merging_at_once_write_each_value_once(tmp_path):
     assert _counts(store) == (1500, 3, 3)
 
 
+@pytest.mark.slow
 def test_a_torn_tail_is_ignored_and_damage_is_kept_aside(tmp_path):
     store = tmp_path / "s"
     _run_child(KILLED_AFTER_SYNC, store, expect_rc=-signal.SIGKILL)
@@ -191,6 +195,7 @@ def test_a_failing_spool_keeps_values_in_memory_and_says_so_once(tmp_path, monke
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (2, 3.0)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_disk_keeps_values_until_there_is_room(tmp_path):
     disk = tmp_path / "disk"
@@ -225,6 +230,7 @@ def test_a_full_disk_keeps_values_until_there_is_room(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+@pytest.mark.slow
 def test_values_wait_in_the_spool_while_another_program_holds_the_file(tmp_path):
     store = tmp_path / "s"
     DuckDBStore(store).close()

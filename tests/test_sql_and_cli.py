@@ -74,6 +74,7 @@ def test_cli_runs_experiments_and_sql(capsys, store_dir):
     assert "2" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_demo_in_a_fresh_process(tmp_path):
     done = subprocess.run([sys.executable, "-m", "nbtrack.cli", "demo", "--runs", "3"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)

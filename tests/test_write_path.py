@@ -29,6 +29,7 @@ def _wait_until(condition, seconds=10.0):
     return False
 
 
+@pytest.mark.slow
 def test_a_value_is_durable_within_the_delay_and_merged_without_a_read(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_FLUSH_INTERVAL", "0.1")
     nbtrack.set_tracking_uri(tmp_path / "s")
@@ -81,6 +82,7 @@ def test_linger_keeps_the_file_open_briefly(tmp_path, monkeypatch):
     assert store._connection.opens == opens + 1  # a burst shares one open
 
 
+@pytest.mark.slow
 def test_waiting_process_makes_the_holder_let_go(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_LINGER", "3600")  # only the waiter's signal can release it
     store = DuckDBStore(tmp_path / "s")
@@ -99,6 +101,7 @@ def test_waiting_process_makes_the_holder_let_go(tmp_path, monkeypatch):
     assert out.strip() == "x"
 
 
+@pytest.mark.slow
 def test_lock_timeout_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_LOCK_TIMEOUT", "0.3")
     store = DuckDBStore(tmp_path / "s")
@@ -130,6 +133,7 @@ def test_two_store_objects_on_one_path_in_one_process(tmp_path, monkeypatch):
     assert second.get_experiment_by_name("a") is not None
 
 
+@pytest.mark.slow
 def test_a_process_that_only_reads_lets_go_when_idle(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_LINGER", "0.1")
     DuckDBStore(tmp_path / "s").close()
@@ -223,6 +227,7 @@ def test_peek_sees_a_batch_while_it_is_being_spooled(tmp_path, monkeypatch):
     assert store.peek_latest_metrics(run_id) == {"m": 0.5}
 
 
+@pytest.mark.slow
 def test_peek_reads_the_file_for_runs_of_other_processes(tmp_path):
     code = ("import nbtrack, sys; nbtrack.set_tracking_uri(sys.argv[1]); c = nbtrack.Client(); "
             "r = c.create_run('0').info.run_id; c.log_metric(r, 'm', 9.0); print(r)")
