@@ -149,24 +149,40 @@ def _add_columns(conn, columns: dict[str, str], needed: list[str]) -> dict[str, 
     return wanted
 
 
-def _write_rows(conn, touched_table: str, columns: dict[str, str], names: list[str]) -> None:
-    """Insert the index rows of the touched runs, filling the columns of ``names``."""
-    where = f"WHERE r.run_id IN (SELECT run_id FROM {touched_table})"
-    if not names:
-        conn.execute(f"INSERT INTO run_index BY NAME SELECT r.* FROM runs r {where}")
-        return
-    aggregates = ", ".join(
-        f"max(CASE WHEN name = ? THEN {'number' if name.startswith('metrics.') else 'text'} "
-        f"END) AS {quote(columns[name])}"
-        for name in names
-    )
-    values = values_query(touched_table)
-    conn.execute(
-        f"INSERT INTO run_index BY NAME SELECT r.*, v.* EXCLUDE (run_id) FROM runs r "
-        f"LEFT JOIN (SELECT run_id, {aggregates} FROM ({values}) GROUP BY run_id) v "
-        f"ON v.run_id = r.run_id {where}",
-        names,
-    )
+_FEW = 32
+
+
+def _write_rows(conn, touched_table: str, columns: dict[str, str], names: list[str],
+                bulk: bool = False) -> None:
+    """Insert the index rows of the touched runs, filling the columns of ``names``.
+
+    The rows are read first and, unless ``bulk`` or more than a few, inserted as a VALUES
+    list: DuckDB appends that to a wide table 2-3 times faster than an INSERT ... SELECT.
+    """
+    select = "SELECT r.* FROM runs r"
+    if names:
+        aggregates = ", ".join(
+            f"max(CASE WHEN name = ? THEN {'number' if n.startswith('metrics.') else 'text'} "
+            f"END) AS {quote(columns[n])}"
+            for n in names
+        )
+        select = (f"SELECT r.*, v.* EXCLUDE (run_id) FROM runs r LEFT JOIN (SELECT run_id, "
+                  f"{aggregates} FROM ({values_query(touched_table)}) GROUP BY run_id) v "
+                  "ON v.run_id = r.run_id")
+    select += f" WHERE r.run_id IN (SELECT run_id FROM {touched_table})"
+    if not bulk:
+        cursor = conn.execute(select, names)
+        rows = cursor.fetchmany(_FEW + 1)
+        if len(rows) <= _FEW:
+            if rows:
+                width = len(cursor.description)
+                conn.execute(
+                    f"INSERT INTO run_index ({', '.join(quote(d[0]) for d in cursor.description)}) "
+                    f"VALUES {', '.join(['(' + ', '.join('?' * width) + ')'] * len(rows))}",
+                    [value for row in rows for value in row],
+                )
+            return
+    conn.execute(f"INSERT INTO run_index BY NAME {select}", names)
 
 
 def refresh(conn, touched_table: str | None, changed_runs: str | None = None,
@@ -253,6 +269,6 @@ def rebuild(conn) -> None:
         conn.execute("DROP TABLE IF EXISTS run_index")
         conn.execute(f"CREATE TABLE run_index AS SELECT {', '.join(BASE_COLUMNS)}{extra} "
                      "FROM runs WHERE FALSE")
-        _write_rows(conn, "_nb_all_runs", columns, ranked)
+        _write_rows(conn, "_nb_all_runs", columns, ranked, bulk=True)
     finally:
         conn.execute("DROP TABLE _nb_all_runs")
