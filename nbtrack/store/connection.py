@@ -157,7 +157,8 @@ def _first_line(exc: BaseException) -> str:
     return line[len("Error: "):] if line.startswith("Error: ") else line
 
 
-def _float_env(name: str, default: float) -> float:
+def float_env(name: str, default: float) -> float:
+    """A number from the environment variable ``name``, or ``default`` if unset or not one."""
     try:
         return float(os.environ.get(name, default))
     except ValueError:
@@ -178,8 +179,8 @@ class ConnectionManager:
         self.db_path = db_path
         self.lock = lock
         self._on_open = on_open
-        self.linger = _float_env("NBTRACK_LINGER", 0.25) if linger is None else linger
-        self.timeout = _float_env("NBTRACK_LOCK_TIMEOUT", 120.0) if timeout is None else timeout
+        self.linger = float_env("NBTRACK_LINGER", 0.25) if linger is None else linger
+        self.timeout = float_env("NBTRACK_LOCK_TIMEOUT", 120.0) if timeout is None else timeout
         self._mutex = threading.RLock()
         self._conn = None
         self._depth = 0

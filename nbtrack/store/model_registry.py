@@ -12,6 +12,16 @@ from nbtrack.capture import system
 from nbtrack.clock import now_ms
 from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
 from nbtrack.registry_entities import ModelVersion, RegisteredModel, check_stage
+from nbtrack.search.parser import ATTRIBUTE, TAG, Vocabulary, parse_filter, parse_order_by
+from nbtrack.store.search_sql import entity_order, entity_where
+
+#: what registry searches may name, as in MLflow
+MODEL_FIELDS = Vocabulary((TAG, ATTRIBUTE), ("name", "description"),
+                          ("creation_timestamp", "last_updated_timestamp"))
+VERSION_FIELDS = Vocabulary((TAG, ATTRIBUTE),
+                            ("name", "run_id", "source", "source_path", "current_stage",
+                             "description", "user_id"),
+                            ("version_number", "creation_timestamp", "last_updated_timestamp"))
 
 _VERSION_COLUMNS = {
     "name": "v.name", "run_id": "v.run_id", "source": "v.source", "source_path": "v.source",
@@ -108,15 +118,24 @@ class RegistryMixin:
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         """A registered model with its tags, aliases and latest version per stage."""
-        found = self.search_registered_models_where("m.name = ?", [name], None)
+        found = self._models_where("m.name = ?", [name], None)
         if not found:
             raise NotFoundError(f"No registered model named {name!r}. List them with "
                                 "Client().search_registered_models().")
         return found[0]
 
-    def search_registered_models_where(self, where: str, params: list,
-                                       limit: int | None, order: str = "m.name") -> list:
-        """Registered models matching a compiled WHERE clause (see ``search_sql``)."""
+    def search_registered_models(self, filter_string: str | None, max_results: int | None,
+                                 order_by: list[str] | None) -> list[RegisteredModel]:
+        """Registered models matching a filter such as ``name LIKE '%taxi%'``."""
+        params: list = []
+        where = entity_where(parse_filter(filter_string, MODEL_FIELDS), params, _MODEL_COLUMNS,
+                             "EXISTS (SELECT 1 FROM registered_model_tags t "
+                             "WHERE t.name = m.name AND t.key = ?")
+        order = entity_order(parse_order_by(order_by, MODEL_FIELDS), _MODEL_COLUMNS, "m.name")
+        return self._models_where(where, params, max_results, order)
+
+    def _models_where(self, where: str, params: list, limit: int | None,
+                      order: str = "m.name") -> list[RegisteredModel]:
         with self._connection.use() as conn:
             sql = (
                 "SELECT m.name, m.description, m.creation_time, m.last_updated_time, "
@@ -240,11 +259,18 @@ class RegistryMixin:
             number = self._require_version(conn, name, version)
             return self._versions(conn, "v.name = ? AND v.version = ?", [name, number])[0]
 
-    def search_model_versions_where(self, where: str, params: list, limit: int | None,
-                                    order: str) -> list[ModelVersion]:
-        """Versions matching a compiled WHERE clause."""
+    def search_model_versions(self, filter_string: str | None, max_results: int | None,
+                              order_by: list[str] | None) -> list[ModelVersion]:
+        """Versions matching a filter such as ``name = 'taxi' AND tags.team = 'ml'``."""
+        params: list = []
+        where = entity_where(parse_filter(filter_string, VERSION_FIELDS), params,
+                             _VERSION_COLUMNS,
+                             "EXISTS (SELECT 1 FROM model_version_tags t WHERE t.name = v.name "
+                             "AND t.version = v.version AND t.key = ?")
+        order = entity_order(parse_order_by(order_by, VERSION_FIELDS), _VERSION_COLUMNS,
+                             "v.name, v.version DESC")
         with self._connection.use() as conn:
-            return self._versions(conn, where, params, order, limit)
+            return self._versions(conn, where, params, order, max_results)
 
     def update_model_version(self, name: str, version, description: str | None) -> None:
         """Change a version's description."""

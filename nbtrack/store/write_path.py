@@ -27,7 +27,7 @@ from pathlib import Path
 
 from nbtrack.exceptions import NbtrackError, StoreBusyError
 from nbtrack.store import frames, merge, spool
-from nbtrack.store.connection import ConnectionManager, _float_env
+from nbtrack.store.connection import ConnectionManager, float_env
 from nbtrack.store.pending import Batch, PendingWrites
 from nbtrack.store.worker import BackgroundWriter, Spooler
 
@@ -66,13 +66,13 @@ class WritePath:
         #: called with each batch once it is durable (live charts follow their run this way)
         self.listeners: list = []
         self._spooler = Spooler(self._spool_in_background,
-                                delay=_float_env("NBTRACK_SPOOL_DELAY", 0.05),
+                                delay=float_env("NBTRACK_SPOOL_DELAY", 0.05),
                                 on_error=self._note_error)
         self._merger = BackgroundWriter(
             flush=self._merge_in_background,
             has_pending=self.has_unmerged,
             close_if_idle=connection.close_if_idle,
-            interval=_float_env("NBTRACK_FLUSH_INTERVAL", 1.0),
+            interval=float_env("NBTRACK_FLUSH_INTERVAL", 1.0),
             linger=connection.linger,
         )
         self._closing = False
@@ -329,5 +329,5 @@ def _describe(batch: Batch) -> str:
 
 def exit_merge_timeout() -> float:
     """How long the exit path waits for the store lock before leaving values in the spool."""
-    return _float_env("NBTRACK_EXIT_MERGE_TIMEOUT", 2.0)
+    return float_env("NBTRACK_EXIT_MERGE_TIMEOUT", 2.0)
 

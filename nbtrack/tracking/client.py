@@ -32,10 +32,10 @@ from nbtrack.tracking import names, serialize
 from nbtrack.tracking.names import (
     INT64_MAX,
     INT64_MIN,
-    _valid_keys,
     check_key,
     check_text,
     metric_value,
+    valid_keys,
     whole_number,
 )
 from nbtrack.tracking.registry_client import RegistryClientMixin
@@ -284,7 +284,7 @@ class Client(RegistryClientMixin):
         store = self._store
         if not store.is_known_run(run_id):
             store.ensure_run(run_id)
-        if key not in _valid_keys:
+        if key not in valid_keys:
             check_key(key, "metric")
         if step is None:
             step = 0

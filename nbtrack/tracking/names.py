@@ -24,16 +24,17 @@ _NOUNS = (
 )
 
 
-_valid_keys: set[str] = set()
+#: keys already checked in this process, so that the hot path checks a key once
+valid_keys: set[str] = set()
 
 
 def check_key(key: object, what: str) -> str:
     """Return ``key`` if it is a valid name for a param, metric or tag, or raise."""
-    if key in _valid_keys:
+    if key in valid_keys:
         return key  # type: ignore[return-value]
     if type(key) is str and len(key) <= MAX_KEY_LENGTH and _KEY.fullmatch(key) and ".." not in key:
-        if len(_valid_keys) < 100_000:
-            _valid_keys.add(key)
+        if len(valid_keys) < 100_000:
+            valid_keys.add(key)
         return key
     if not isinstance(key, str):
         raise InvalidValueError(f"A {what} key must be a string, not {type(key).__name__} {key!r}.")

@@ -8,18 +8,6 @@ from nbtrack.registry_entities import ModelVersion, RegisteredModel, check_stage
 SEARCH_MAX_RESULTS = 1000
 
 
-def _vocabularies():
-    from nbtrack.search.parser import ATTRIBUTE, TAG, Vocabulary
-
-    models = Vocabulary((TAG, ATTRIBUTE), ("name", "description"),
-                        ("creation_timestamp", "last_updated_timestamp"))
-    versions = Vocabulary((TAG, ATTRIBUTE),
-                          ("name", "run_id", "source", "source_path", "current_stage",
-                           "description", "user_id"),
-                          ("version_number", "creation_timestamp", "last_updated_timestamp"))
-    return models, versions
-
-
 def split_model_uri(model_uri: str) -> tuple[str, str, str]:
     """Split a ``models:/`` URI into ``(name, kind, reference)``.
 
@@ -55,17 +43,7 @@ class RegistryClientMixin:
                                  max_results: int = SEARCH_MAX_RESULTS,
                                  order_by: list[str] | None = None) -> list[RegisteredModel]:
         """Registered models matching a filter such as ``name LIKE '%taxi%'``."""
-        from nbtrack.search.parser import parse_filter, parse_order_by
-        from nbtrack.store.model_registry import _MODEL_COLUMNS
-        from nbtrack.store.search_sql import entity_order, entity_where
-
-        vocab, _ = _vocabularies()
-        params: list = []
-        where = entity_where(parse_filter(filter_string, vocab), params, _MODEL_COLUMNS,
-                             "EXISTS (SELECT 1 FROM registered_model_tags t "
-                             "WHERE t.name = m.name AND t.key = ?")
-        order = entity_order(parse_order_by(order_by, vocab), _MODEL_COLUMNS, "m.name")
-        return self._store.search_registered_models_where(where, params, max_results, order)
+        return self._store.search_registered_models(filter_string, max_results, order_by)
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         """Rename a model (its versions follow)."""
@@ -117,18 +95,7 @@ class RegistryClientMixin:
                               max_results: int = SEARCH_MAX_RESULTS,
                               order_by: list[str] | None = None) -> list[ModelVersion]:
         """Versions matching a filter such as ``name = 'taxi' AND tags.team = 'ml'``."""
-        from nbtrack.search.parser import parse_filter, parse_order_by
-        from nbtrack.store.model_registry import _VERSION_COLUMNS
-        from nbtrack.store.search_sql import entity_order, entity_where
-
-        _, vocab = _vocabularies()
-        params: list = []
-        where = entity_where(parse_filter(filter_string, vocab), params, _VERSION_COLUMNS,
-                             "EXISTS (SELECT 1 FROM model_version_tags t WHERE t.name = v.name "
-                             "AND t.version = v.version AND t.key = ?")
-        order = entity_order(parse_order_by(order_by, vocab), _VERSION_COLUMNS,
-                             "v.name, v.version DESC")
-        return self._store.search_model_versions_where(where, params, max_results, order)
+        return self._store.search_model_versions(filter_string, max_results, order_by)
 
     def update_model_version(self, name: str, version, description: str | None = None):
         """Change a version's description."""
