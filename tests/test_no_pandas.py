@@ -129,13 +129,14 @@ for _ in range(20):  # a scan on a worker thread would load pyarrow.dataset
 conn.unregister("_t")
 conn.execute("COMMIT")
 assert conn.execute("SELECT current_setting('threads')").fetchone()[0] == threads
-conn.register("_small", table)
-conn.register("_large", __import__("pyarrow").concat_tables([table, table]))
-assert conn.execute("SELECT current_setting('threads')").fetchone()[0] == threads
-conn.unregister("_large")
-conn.unregister("_small")
 assert "pyarrow.dataset" not in sys.modules, "pyarrow.dataset was imported"
 assert "pandas" not in sys.modules, "pandas was imported"
+conn.register("_small", table)  # a large table gets the threads back (and pushdown)
+conn.register("_large", __import__("pyarrow").concat_tables([table, table]))
+assert conn.execute("SELECT current_setting('threads')").fetchone()[0] == threads
+assert conn.execute("SELECT count(*) FROM _large WHERE a < 10").fetchone() == (20,)
+conn.unregister("_large")
+conn.unregister("_small")
 done = []  # another thread can still import pandas
 thread = threading.Thread(target=lambda: done.append(__import__("pandas")))
 thread.start()

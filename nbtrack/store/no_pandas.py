@@ -8,12 +8,12 @@ own:
   ``pandas.NA``, importing pandas to do so, and loads ``pyarrow.dataset`` (which loads pandas) to
   scan a registered Arrow table. It imports with ``PyImport_Import``, which calls the
   ``__import__`` found in the builtins of the Python frame that called into duckdb.
-  ``Connection`` calls duckdb from a function whose builtins refuse those two imports while the
-  modules are not loaded. duckdb takes a failed import as "not installed": it skips the pandas
-  check, which is exact, since no value can be a pandas object before pandas is loaded, and scans
-  Arrow tables without pushdown, which gives the same rows. Nothing global changes:
-  ``sys.modules``, ``sys.meta_path`` and other threads' imports are untouched, and once anything
-  loads the modules, duckdb finds them as usual.
+  ``Connection`` calls duckdb from a function whose builtins refuse to import pandas while it
+  is not loaded (and ``pyarrow.dataset`` while only small Arrow tables are registered). duckdb
+  takes a failed import as "not installed": it skips the pandas check, which is exact, since no
+  value can be a pandas object before pandas is loaded, and scans Arrow tables without pushdown,
+  which gives the same rows. Nothing global changes: ``sys.modules``, ``sys.meta_path`` and other
+  threads' imports are untouched, and once anything loads the modules, duckdb finds them.
 - pyarrow's ``pa.array`` and ``pa.table`` ask pandas whether a list is a Series, and remember the
   answer for the life of the process, so refusing the import there would change pyarrow for the
   user's own code. ``arrow_array`` and ``arrow_table`` build small columns of plain Python values
@@ -36,24 +36,28 @@ _INT_CODES = {"int64": "q", "int32": "i"}
 _INT_RANGES = {"int64": (-(2**63), 2**63 - 1), "int32": (-(2**31), 2**31 - 1)}
 
 
-#: Modules duckdb loads on its own that nbtrack does without while they are not loaded.
-REFUSED = frozenset({"pandas", "pyarrow.dataset"})
+def _refusing(*refused: str):
+    """A function ``call(method, *args)`` whose callees cannot import ``refused`` modules.
+
+    The refusal holds only while a module is not loaded, and only for imports made through the
+    frame of ``call`` itself: C code called from it, such as duckdb's.
+    """
+
+    def _import(name, globals=None, locals=None, fromlist=(), level=0):
+        if name in refused and level == 0 and name not in sys.modules:
+            raise ImportError(f"nbtrack does not load {name} for DuckDB", name=name)
+        return builtins.__import__(name, globals, locals, fromlist, level)
+
+    def call(method, *args, **kwargs):
+        return method(*args, **kwargs)
+
+    scope = {"__builtins__": {**vars(builtins), "__import__": _import}}
+    return types.FunctionType(call.__code__, scope, "call")
 
 
-def _import(name, globals=None, locals=None, fromlist=(), level=0):
-    if name in REFUSED and level == 0 and name not in sys.modules:
-        raise ImportError(f"nbtrack does not load {name} for DuckDB", name=name)
-    return builtins.__import__(name, globals, locals, fromlist, level)
-
-
-def _call(method, *args, **kwargs):
-    return method(*args, **kwargs)
-
-
-#: ``_call`` with builtins whose ``__import__`` is ``_import``.
-_guarded_call = types.FunctionType(
-    _call.__code__, {"__builtins__": {**vars(builtins), "__import__": _import}}, "_guarded_call"
-)
+_without_pandas = _refusing("pandas")
+#: While small Arrow tables are registered: no pushdown, so no ``pyarrow.dataset`` either.
+_without_dataset = _refusing("pandas", "pyarrow.dataset")
 
 
 class Connection:
@@ -83,15 +87,16 @@ class Connection:
         """``DuckDBPyConnection.execute``, binding values without importing pandas."""
         if self._threads_limited and not self._small:
             self._limit_threads(False)
-        return _guarded_call(self.raw.execute, *args, **kwargs)
+        call = _without_dataset if self._threads_limited else _without_pandas
+        return call(self.raw.execute, *args, **kwargs)
 
     def executemany(self, *args, **kwargs):
         """``DuckDBPyConnection.executemany``, binding values without importing pandas."""
-        return _guarded_call(self.raw.executemany, *args, **kwargs)
+        return _without_pandas(self.raw.executemany, *args, **kwargs)
 
     def sql(self, *args, **kwargs):
         """``DuckDBPyConnection.sql``, binding values without importing pandas."""
-        return _guarded_call(self.raw.sql, *args, **kwargs)
+        return _without_pandas(self.raw.sql, *args, **kwargs)
 
     def register(self, view_name: str, python_object):
         """``DuckDBPyConnection.register``; small Arrow tables are scanned without pushdown.
@@ -99,8 +104,10 @@ class Connection:
         Pushdown needs ``pyarrow.dataset``; without it DuckDB reads the table whole and filters
         after the scan: the same rows, and no cost for the small tables nbtrack registers.
         """
-        result = _guarded_call(self.raw.register, view_name, python_object)
         rows = _arrow_rows_without_pandas(python_object)
+        small = rows is not None and rows <= MAX_BUILT and not self._large
+        result = (_without_dataset if small else _without_pandas)(
+            self.raw.register, view_name, python_object)
         if rows is not None:
             (self._small if rows <= MAX_BUILT else self._large).add(view_name)
             self._limit_threads(bool(self._small) and not self._large)
