@@ -475,23 +475,21 @@ def _stop_while_holding(pid: int, db_file: Path) -> None:
     raise AssertionError("the searching process never held the store file when stopped")
 
 
-@pytest.mark.slow
-def test_a_stopped_process_holding_the_store_blocks_no_one(tmp_path):
-    lock_timeout = 2.0
-    env = {"NBTRACK_LOCK_TIMEOUT": str(lock_timeout)}
-    store = tmp_path / "store"
-    _create_store(tmp_path, store)
-    stop_file = tmp_path / "stop"
-    holder = Child(tmp_path, "hold_by_searching", env=env, store=store, stop_file=stop_file)
+STOP_ROUNDS = 3
+
+
+def _log_while_stopped(tmp_path: Path, store: Path, holder: Child, env: dict,
+                       lock_timeout: float) -> str:
+    """One round: a logger starts its run, the holder is stopped holding the store, the logger
+    logs, ends its run and exits, a reader reads; then the holder goes on. Returns the run id.
+    """
     logger = Child(tmp_path, "log_after_go", env=env, stdin=True, store=store,
                    n_metrics=1000, n_params=10)
     reader = None
     try:
-        assert holder.line() == "holding"
         kind, run_id = logger.line().split()
         assert kind == "ready"
         _stop_while_holding(holder.pid, store / "store.duckdb")
-
         started = time.monotonic()
         logger.send("go")
         reader = Child(tmp_path, "read_once", env=env, store=store)
@@ -500,36 +498,59 @@ def test_a_stopped_process_holding_the_store_blocks_no_one(tmp_path):
         read = json.loads(reader.finish(timeout=60).strip().splitlines()[-1])
         assert _stopped(holder.pid)  # it held the store all along
         print(f"logger: {timings}, exited after {logger_exit:.2f} s; reader: {read}")
-
-        # logging never waits for the store (a call that did would take the lock timeout)
-        assert timings["max_call"] < lock_timeout / 2, timings
-        assert timings["loop"] < lock_timeout, timings
-        # ending the run and exiting wait for the store at most a bounded time
-        assert timings["end_run"] < lock_timeout + 2.0, timings
-        assert logger_exit < 2 * lock_timeout + 5.0, (logger_exit, timings)
-        # a reader gets the data or says clearly that the store is busy, within the timeout
-        assert read["outcome"] in ("data", "busy"), read
-        assert read["seconds"] < lock_timeout + 3.0, read
-        if read["outcome"] == "busy":
-            assert str(store.name) in read["message"], read
-
+    finally:
         os.kill(holder.pid, signal.SIGCONT)
+        for child in (logger, reader):
+            if child is not None:
+                child.kill()
+    # logging never waits for the store (a call that did would take the lock timeout)
+    assert timings["max_call"] < lock_timeout / 2, timings
+    assert timings["loop"] < lock_timeout, timings
+    # ending the run and exiting wait for the store at most a bounded time
+    assert timings["end_run"] < lock_timeout + 2.0, timings
+    assert logger_exit < 2 * lock_timeout + 5.0, (logger_exit, timings)
+    # a reader gets the data or says clearly that the store is busy, within the timeout
+    assert read["outcome"] in ("data", "busy"), read
+    assert read["seconds"] < lock_timeout + 3.0, read
+    if read["outcome"] == "busy":
+        assert str(store.name) in read["message"], read
+    return run_id
+
+
+@pytest.mark.slow
+def test_a_stopped_process_holding_the_store_blocks_no_one(tmp_path):
+    """A process searching in a loop is SIGSTOPped while it holds the store, several times."""
+    lock_timeout = 2.0
+    env = {"NBTRACK_LOCK_TIMEOUT": str(lock_timeout)}
+    store = tmp_path / "store"
+    _create_store(tmp_path, store)
+    stop_file = tmp_path / "stop"
+    holder = Child(tmp_path, "hold_by_searching", env=env, store=store, stop_file=stop_file)
+    try:
+        assert holder.line() == "holding"
+        run_ids = [_log_while_stopped(tmp_path, store, holder, env, lock_timeout)
+                   for _ in range(STOP_ROUNDS)]
         stop_file.touch()
         holder.finish(timeout=60)
     finally:
-        for child in (holder, logger, reader):
-            if child is not None:
-                child.kill()
+        holder.kill()
 
     nbtrack.set_tracking_uri(store)
     client = nbtrack.Client()
-    try:
-        run = client.get_run(run_id)
-    except NotFoundError:
-        pytest.fail(f"the run logged while the holder was stopped is missing: {timings}")
-    assert run.info.status == "FINISHED"
-    assert run.data.params == {f"p{k}": f"v{k}" for k in range(10)}
-    assert not _history_problems(client, run_id, "m", range(1000))
+    problems = []
+    for run_id in run_ids:
+        try:
+            run = client.get_run(run_id)
+        except NotFoundError:
+            problems.append(f"{run_id}: the run is missing")
+            continue
+        if run.info.status != "FINISHED":
+            problems.append(f"{run_id}: status {run.info.status}")
+        if run.data.params != {f"p{k}": f"v{k}" for k in range(10)}:
+            problems.append(f"{run_id}: params {run.data.params}")
+        problems += [f"{run_id}: {p}" for p in _history_problems(client, run_id, "m",
+                                                                  range(1000))]
+    assert not problems, "\n".join(problems)
 
 
 # many writers and a polling reader ----------------------------------------------------------------
