@@ -65,7 +65,7 @@ def register_model(model_uri: str, name: str, tags: dict | None = None):
 def autolog(disable: bool = False, log_models: bool = True, log_input_examples: bool = True,
             silent: bool = False) -> list[str]:
     """Autolog every supported library that is installed (scikit-learn); see its docs."""
-    from nbtrack.models.autolog import autolog as enable
+    from nbtrack.tracking.autolog import autolog as enable
 
     return enable(disable=disable, log_models=log_models,
                   log_input_examples=log_input_examples, silent=silent)

@@ -154,7 +154,7 @@ def test_disable_restores_plain_fit(taxi):
 
 
 def test_a_logging_failure_never_breaks_the_fit(taxi, monkeypatch):
-    from nbtrack.models import sklearn_metrics
+    from nbtrack.sklearn import metrics as sklearn_metrics
 
     X, y = taxi
 

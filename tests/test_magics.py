@@ -231,7 +231,7 @@ def test_dataframes_named_in_the_cell_are_fingerprinted(ip, capsys, monkeypatch)
 def test_autolog_option_covers_that_cell_only(ip):
     import numpy as np
 
-    from nbtrack.models import autolog
+    from nbtrack.tracking import autolog
 
     rng = np.random.default_rng(0)
     ip.user_ns["X"] = rng.uniform(0, 1, (40, 2))

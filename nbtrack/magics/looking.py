@@ -5,7 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-import nbtrack
+from nbtrack.tracking import fluent
 
 
 @magics_class
@@ -24,7 +24,7 @@ class LookingMagics(Magics):
         """Return the runs as a DataFrame (rich HTML in a notebook, a text table elsewhere)."""
         args = parse_argstring(self.track_runs, line)
         order = [o.strip("'\"") for o in args.order_by or []] or None
-        return nbtrack.search_runs(
+        return fluent.search_runs(
             experiment_names=args.experiment,
             search_all_experiments=args.all,
             filter_string=" ".join(args.filter),
@@ -42,7 +42,9 @@ class LookingMagics(Magics):
         """Show the compare dashboard: run table, parallel coordinates, curves, diff."""
         args = parse_argstring(self.track_compare, line)
         order = [o.strip("'\"") for o in args.order_by or []] or None
-        return nbtrack.compare(args.experiment, filter=" ".join(args.filter), order_by=order)
+        from nbtrack.widgets.compare import compare
+
+        return compare(args.experiment, filter=" ".join(args.filter), order_by=order)
 
     @magic_arguments()
     @argument("name", nargs="?", default=None, help="the registered model to open")
@@ -52,7 +54,9 @@ class LookingMagics(Magics):
     def track_registry(self, line: str):
         """Show the model registry: versions, stages, aliases, history, and controls."""
         args = parse_argstring(self.track_registry, line)
-        return nbtrack.registry(args.name, require=" ".join(args.require))
+        from nbtrack.widgets.registry import registry
+
+        return registry(args.name, require=" ".join(args.require))
 
     @line_cell_magic
     def track_sql(self, line: str, cell: str | None = None):
@@ -62,4 +66,4 @@ class LookingMagics(Magics):
         inputs, environments, registered_models, model_versions, registry_events.
         """
         query = cell if cell is not None else line
-        return nbtrack.sql(query)
+        return fluent.sql(query)

@@ -11,7 +11,6 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-import nbtrack
 from nbtrack.capture.cell_params import literal_assignments, referenced_names
 from nbtrack.capture.entry_point import EntryPoint
 from nbtrack.capture.notebook import notebook_path
@@ -20,7 +19,8 @@ from nbtrack.entities import Run, RunData, RunInfo, RunStatus
 from nbtrack.exceptions import NbtrackError
 from nbtrack.magics.cell_runner import run_cell_body
 from nbtrack.magics.summary import summary_bundle
-from nbtrack.models import autolog
+from nbtrack.tracking import autolog, fluent
+from nbtrack.tracking.uri import get_tracking_uri, set_tracking_uri
 
 MAX_FINGERPRINT_CELLS = 2_000_000  # rows x columns hashed per DataFrame, to bound the cost
 
@@ -135,7 +135,7 @@ class TrackMagics(Magics):
             self.config_.experiment = args.experiment
         capture = self.config_.capture and not args.no_capture
         if experiment and experiment != self._experiment_set:
-            nbtrack.set_experiment(experiment)
+            fluent.set_experiment(experiment)
             self._experiment_set = experiment
         count = self._cell_number()
         self._cell = (cell.rstrip("\n"), count) if capture else None
@@ -143,11 +143,11 @@ class TrackMagics(Magics):
         self.config_.capture = capture
         try:
             tags["nbtrack.execution_count"] = str(count)
-            run = nbtrack.start_run(run_name=args.name, nested=args.nested, tags=tags,
+            run = fluent.start_run(run_name=args.name, nested=args.nested, tags=tags,
                                     description=args.description)
         except NbtrackError as exc:
             raise UsageError(
-                f"{exc} In a notebook: end the active run with nbtrack.end_run(), or use "
+                f"{exc} In a notebook: end the active run with fluent.end_run(), or use "
                 "%%track --nested."
             ) from None
         finally:
@@ -174,8 +174,8 @@ class TrackMagics(Magics):
             if autolog_here:
                 autolog.autolog(disable=True)
             self._after_cell(client, run_id, cell, params, metrics, args, capture)
-            if nbtrack.active_run() is not None and nbtrack.active_run().run_id == run_id:
-                nbtrack.end_run(status)
+            if fluent.active_run() is not None and fluent.active_run().run_id == run_id:
+                fluent.end_run(status)
             try:  # the durability point: once the summary shows, the run survives a SIGKILL
                 client.sync()
             except NbtrackError as exc:
@@ -290,10 +290,10 @@ class TrackMagics(Magics):
         if args.experiment:
             self.config_.experiment = args.experiment
         if args.tracking_uri:
-            nbtrack.set_tracking_uri(args.tracking_uri)
+            set_tracking_uri(args.tracking_uri)
             self._experiment_set = None
         live = {None: "in notebooks", True: "on", False: "off"}[self.config_.live]
-        print(f"tracking uri: {nbtrack.get_tracking_uri()}\n"
+        print(f"tracking uri: {get_tracking_uri()}\n"
               f"experiment:   {self.config_.experiment or '(default)'}\n"
               f"capture:      {'on' if self.config_.capture else 'off'}\n"
               f"auto params:  {'on' if self.config_.auto_params else 'off'}\n"

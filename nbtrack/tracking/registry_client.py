@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from nbtrack.exceptions import NbtrackError, NotFoundError
+from nbtrack.exceptions import NotFoundError
 from nbtrack.registry_entities import ModelVersion, RegisteredModel, check_stage
 
 SEARCH_MAX_RESULTS = 1000
-
-
-def split_model_uri(model_uri: str) -> tuple[str, str, str]:
-    """Split a ``models:/`` URI into ``(name, kind, reference)``.
-
-    ``models:/taxi/3`` gives kind "version", ``models:/taxi/Production`` "stage" and
-    ``models:/taxi@champion`` "alias".
-    """
-    body = model_uri[len("models:/"):].strip("/")
-    if "@" in body and "/" not in body.split("@", 1)[1]:
-        name, alias = body.rsplit("@", 1)
-        return name, "alias", alias
-    name, _, ref = body.rpartition("/")
-    if not name or not ref:
-        raise NbtrackError(f"{model_uri!r} is not a model URI; use models:/<name>/<version>, "
-                           "models:/<name>/<stage> or models:/<name>@<alias>.")
-    return name, ("version" if ref.isdigit() else "stage"), ref
 
 
 class RegistryClientMixin:
@@ -77,12 +60,12 @@ class RegistryClientMixin:
     def register_model(self, model_uri: str, name: str, tags: dict | None = None,
                        description: str | None = None) -> ModelVersion:
         """Register the model at ``model_uri`` (``runs:/<id>/model`` or a folder) as ``name``."""
-        from nbtrack.models import store_io
+        from nbtrack.models import uris
 
-        _, model = store_io.resolve(model_uri)  # a clear error if there is no model there
+        _, model = uris.resolve(model_uri, self)  # a clear error if there is no model there
         text = str(model_uri)
         source = text if text.startswith(("runs:/", "models:/")) else str(
-            store_io.local_folder(text))
+            uris.local_folder(text))
         run_id = text[len("runs:/"):].split("/", 1)[0] if text.startswith("runs:/") \
             else model.run_id
         return self.create_model_version(name, source, run_id, tags, description)
@@ -139,6 +122,8 @@ class RegistryClientMixin:
 
     def resolve_model_version(self, model_uri: str) -> ModelVersion:
         """The version a ``models:/`` URI names (by number, stage or alias)."""
+        from nbtrack.models.uris import split_model_uri
+
         name, kind, ref = split_model_uri(model_uri)
         if kind == "version":
             return self.get_model_version(name, ref)

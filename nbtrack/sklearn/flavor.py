@@ -1,4 +1,4 @@
-"""scikit-learn models: log, save and load them, and ``autolog`` for ``fit``.
+"""scikit-learn models: log, save and load them.
 
 ``serialization_format="pickle"`` (the default) loads anywhere scikit-learn does, but
 unpickling runs code, so load only models you trust. ``"skops"`` (``pip install skops``)
@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbtrack.exceptions import NbtrackError
-from nbtrack.models import store_io
+from nbtrack.models import store_io, uris
 from nbtrack.models.model import Model, ModelInfo, finish_folder, prepare_folder
 from nbtrack.models.requirements import dumps_recording, requirements_for
 from nbtrack.models.signature import ModelSignature
+from nbtrack.tracking.fluent import current_client
 
 FLAVOR = "sklearn"
 FORMATS = {"pickle": "model.pkl", "skops": "model.skops"}
@@ -45,7 +46,7 @@ def _write(folder: Path, sk_model, serialization_format: str, input_example, sig
     model.flavors = {
         FLAVOR: {"pickled_model": file_name, "serialization_format": serialization_format,
                  "sklearn_version": sklearn.__version__},
-        "python_function": {"loader_module": __name__, "model_path": file_name},
+        "python_function": {"loader_module": "nbtrack.sklearn", "model_path": file_name},
     }
     predict = getattr(sk_model, "predict", None)
     finish_folder(folder, model, input_example=input_example, signature=signature,
@@ -98,7 +99,7 @@ def _load_native(folder: Path, conf: dict, trusted: list[str] | None):
 
 def load_model(model_uri, trusted: list[str] | None = None):
     """Load the scikit-learn object itself (runs:/..., file:///... or a folder)."""
-    folder, model = store_io.resolve(model_uri)
+    folder, model = uris.resolve(model_uri, current_client())
     return _load_native(folder, model.flavor(FLAVOR, folder), trusted)
 
 
@@ -110,21 +111,7 @@ class _SklearnPyfunc:
         return self.native.predict(data)
 
 
-def _load_pyfunc(folder: Path, conf: dict):
-    """The pyfunc loader of scikit-learn models."""
+def load_pyfunc(folder: Path, conf: dict):
+    """The pyfunc loader of scikit-learn models (``loader_module: nbtrack.sklearn``)."""
     model = Model.load(folder)
     return _SklearnPyfunc(_load_native(folder, model.flavor(FLAVOR, folder), None))
-
-
-def autolog(disable: bool = False, log_models: bool = True, log_input_examples: bool = True,
-            max_tuning_runs: int | None = 50, silent: bool = False) -> None:
-    """Log params, training metrics, the model and feature importances on every ``fit``.
-
-    ``GridSearchCV`` and ``RandomizedSearchCV`` get a child run per candidate (up to
-    ``max_tuning_runs``) under the search's run. ``autolog(disable=True)`` turns it off.
-    """
-    from nbtrack.models import sklearn_autolog
-
-    sklearn_autolog.configure(disable=disable, log_models=log_models,
-                              log_input_examples=log_input_examples,
-                              max_tuning_runs=max_tuning_runs, silent=silent)

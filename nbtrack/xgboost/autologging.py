@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from nbtrack.models.autolog import patched
+from nbtrack.tracking.autolog import log_new_params, patched, register
 
 
 @dataclass
@@ -24,7 +24,7 @@ class XGBoostAutologConfig:
     silent: bool = False
 
 
-config = XGBoostAutologConfig()
+config = register(XGBoostAutologConfig())
 _originals: dict[tuple[object, str], object] = {}
 
 
@@ -78,9 +78,8 @@ def _safely(step, *args) -> None:
 
 
 def _log_params(client, run_id: str, params: dict) -> None:
-    from nbtrack.models.sklearn_autolog import _log_new_params
 
-    _log_new_params(client, run_id, {k: v for k, v in params.items() if v is not None})
+    log_new_params(client, run_id, {k: v for k, v in params.items() if v is not None}, _warn)
 
 
 def _log_history(client, run_id: str, evals_result: dict) -> None:
@@ -108,9 +107,9 @@ def _log_importances(client, run_id: str, booster) -> None:
 
 def _log_model(client, run_id: str, model, example) -> None:
     if config.log_models:
-        import nbtrack.xgboost
+        from nbtrack.xgboost.flavor import log_model
 
-        nbtrack.xgboost.log_model(model, "model", run_id=run_id, input_example=example
+        log_model(model, "model", run_id=run_id, input_example=example
                                   if config.log_input_examples else None)
 
 

@@ -20,9 +20,7 @@ import functools
 import warnings
 from dataclasses import dataclass
 
-from nbtrack.models.autolog import patched
-
-MAX_PARAM_LENGTH = 500
+from nbtrack.tracking.autolog import log_new_params, patched, register
 
 
 @dataclass
@@ -36,7 +34,7 @@ class AutologConfig:
     silent: bool = False
 
 
-config = AutologConfig()
+config = register(AutologConfig())
 _originals: dict[type, object] = {}
 
 
@@ -92,33 +90,12 @@ def _safely(step, *args) -> None:
         _warn(f"{step.__name__.strip('_').replace('_', ' ')} failed: {exc}")
 
 
-def _text(value) -> str:
-    text = str(value)
-    return text if len(text) <= MAX_PARAM_LENGTH else text[:MAX_PARAM_LENGTH - 3] + "..."
-
-
-def _log_new_params(client, run_id: str, params: dict[str, object]) -> None:
-    from nbtrack.entities import Param
-
-    known = client.logged_params(run_id)
-    fresh = {}
-    for key, value in params.items():
-        text = _text(value)
-        if key in known and known[key] != text:
-            _warn(f"param {key!r} is already {known[key]!r} in this run; {text!r} from this fit "
-                  "is not logged. Give each fit its own run (e.g. %%track --nested).")
-        elif key not in known:
-            fresh[key] = text
-    if fresh:
-        client.log_batch(run_id, params=[Param(k, v) for k, v in fresh.items()])
-
-
 def _log_params(client, run_id: str, estimator) -> None:
-    _log_new_params(client, run_id, estimator.get_params(deep=True))
+    log_new_params(client, run_id, estimator.get_params(deep=True), _warn)
 
 
 def _log_results(client, run_id: str, estimator, X, y) -> None:
-    from nbtrack.models import sklearn_metrics
+    from nbtrack.sklearn import metrics as sklearn_metrics
 
     if y is not None:
         metrics = sklearn_metrics.training_metrics(estimator, X, y)
@@ -130,10 +107,10 @@ def _log_results(client, run_id: str, estimator, X, y) -> None:
     if table is not None:
         client.log_text(run_id, table.to_csv(index=False), "feature_importances.csv")
     if config.log_models:
-        import nbtrack.sklearn
+        from nbtrack.sklearn.flavor import log_model
 
         example = _head(X) if config.log_input_examples and X is not None else None
-        nbtrack.sklearn.log_model(estimator, "model", input_example=example, run_id=run_id)
+        log_model(estimator, "model", input_example=example, run_id=run_id)
 
 
 def _head(X):
@@ -144,7 +121,8 @@ def _log_search(client, run_id: str, search) -> None:
     import numpy as np
 
     if hasattr(search, "best_params_"):
-        _log_new_params(client, run_id, {f"best_{k}": v for k, v in search.best_params_.items()})
+        log_new_params(client, run_id, {f"best_{k}": v for k, v in search.best_params_.items()},
+                       _warn)
     if getattr(search, "best_score_", None) is not None:
         client.log_metric(run_id, "best_cv_score", float(search.best_score_))
     results = search.cv_results_
@@ -158,7 +136,7 @@ def _log_search(client, run_id: str, search) -> None:
         child = client.create_run(parent.info.experiment_id, parent_run_id=run_id,
                                   run_name=f"{parent.info.run_name}-{position + 1}")
         child_id = child.info.run_id
-        _log_new_params(client, child_id, results["params"][index])
+        log_new_params(client, child_id, results["params"][index], _warn)
         for key in metric_keys:
             value = results[key][index]
             if value is not None and not (isinstance(value, float) and np.isnan(value)):

@@ -1,13 +1,24 @@
-"""``nbtrack.autolog()``: autolog for every supported library that is installed."""
+"""What every library's autolog shares: ``nbtrack.autolog()``, the fit wrapper, the nesting guard.
+
+A library's autolog (``nbtrack.sklearn.autologging``, ``nbtrack.xgboost.autologging``) wraps
+its ``fit`` functions with ``patched`` and registers its configuration here, so that
+``enabled()`` can tell whether any autolog is on without importing the libraries.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib.util
 import threading
+import warnings
+from collections.abc import Callable
 
 #: library import name -> nbtrack module whose ``autolog`` covers it
 FLAVORS = {"sklearn": "nbtrack.sklearn", "xgboost": "nbtrack.xgboost"}
+#: a param value longer than this is cut (MLflow's limit is 6,000; wide grids stay readable)
+MAX_PARAM_LENGTH = 500
+#: the configuration object of each library's autolog (anything with an ``enabled`` flag)
+_configs: list = []
 
 #: held during an autologged fit of any library: fits nested inside it (a Pipeline's steps, an
 #: XGBRegressor inside a Pipeline, xgboost.train inside XGBRegressor.fit) log nothing of their own
@@ -28,14 +39,40 @@ def autolog(disable: bool = False, log_models: bool = True, log_input_examples: 
     return covered
 
 
+def register(config):
+    """Record a library's autolog configuration (``config.enabled``); return it."""
+    _configs.append(config)
+    return config
+
+
 def enabled() -> bool:
     """Whether any autolog is on now."""
-    import sys
+    return any(config.enabled for config in _configs)
 
-    from nbtrack.models import sklearn_autolog
 
-    xgb = sys.modules.get("nbtrack.models.xgboost_autolog")
-    return sklearn_autolog.config.enabled or bool(xgb and xgb.config.enabled)
+def log_new_params(client, run_id: str, params: dict[str, object],
+                   warn: Callable[[str], None] | None = None) -> None:
+    """Log the params the run lacks; a param it has with another value is kept and reported."""
+    from nbtrack.entities import Param
+
+    known = client.logged_params(run_id)
+    fresh = {}
+    for key, value in params.items():
+        text = str(value)
+        if len(text) > MAX_PARAM_LENGTH:
+            text = text[:MAX_PARAM_LENGTH - 3] + "..."
+        if key in known and known[key] != text:
+            (warn or _warn)(
+                f"param {key!r} is already {known[key]!r} in this run; {text!r} from this fit "
+                "is not logged. Give each fit its own run (e.g. %%track --nested).")
+        elif key not in known:
+            fresh[key] = text
+    if fresh:
+        client.log_batch(run_id, params=[Param(k, v) for k, v in fresh.items()])
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"nbtrack autolog: {message}", stacklevel=4)
 
 
 def patched(original, logged, is_enabled):

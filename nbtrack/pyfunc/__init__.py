@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbtrack.exceptions import NbtrackError
-from nbtrack.models import store_io
+from nbtrack.models import store_io, uris
 from nbtrack.models.model import Model, ModelInfo, finish_folder, prepare_folder
 from nbtrack.models.requirements import dumps_recording, requirements_for
 from nbtrack.models.signature import ModelSignature, enforce
+from nbtrack.tracking.fluent import current_client
 
 FLAVOR = "python_function"
 PYTHON_MODEL_FILE = "python_model.pkl"
@@ -165,7 +166,7 @@ def _load_pyfunc(folder: Path, conf: dict):
 
 def load_model(model_uri) -> PyFuncModel:
     """Load any nbtrack model as a ``PyFuncModel`` (runs:/..., file:///... or a folder)."""
-    folder, model = store_io.resolve(model_uri)
+    folder, model = uris.resolve(model_uri, current_client())
     conf = model.flavor(FLAVOR, folder)
     loader = conf.get("loader_module", "")
     if not loader.startswith("nbtrack."):

@@ -1,4 +1,4 @@
-"""XGBoost models: log, save and load them (``Booster`` or the scikit-learn API), and autolog.
+"""XGBoost models: log, save and load them (``Booster`` or the scikit-learn API).
 
 Models are saved in XGBoost's own JSON format, which loads without running code.
 """
@@ -9,10 +9,11 @@ import importlib
 from pathlib import Path
 
 from nbtrack.exceptions import NbtrackError
-from nbtrack.models import store_io
+from nbtrack.models import store_io, uris
 from nbtrack.models.model import Model, ModelInfo, finish_folder, prepare_folder
 from nbtrack.models.requirements import requirements_for
 from nbtrack.models.signature import ModelSignature
+from nbtrack.tracking.fluent import current_client
 
 FLAVOR = "xgboost"
 MODEL_FILE = "model.json"
@@ -42,7 +43,7 @@ def _write(folder: Path, model, input_example, signature, pip_requirements,
     meta.flavors = {
         FLAVOR: {"data": MODEL_FILE, "model_class": f"{kind.__module__}.{kind.__qualname__}",
                  "xgb_version": xgb.__version__},
-        "python_function": {"loader_module": __name__, "model_path": MODEL_FILE},
+        "python_function": {"loader_module": "nbtrack.xgboost", "model_path": MODEL_FILE},
     }
     finish_folder(folder, meta, input_example=input_example, signature=signature,
                   predict=_predict_function(model),
@@ -80,7 +81,7 @@ def _load_native(folder: Path, conf: dict):
 
 def load_model(model_uri):
     """Load the XGBoost object itself (runs:/..., models:/..., file:///... or a folder)."""
-    folder, meta = store_io.resolve(model_uri)
+    folder, meta = uris.resolve(model_uri, current_client())
     return _load_native(folder, meta.flavor(FLAVOR, folder))
 
 
@@ -93,20 +94,7 @@ class _XGBoostPyfunc:
         return self._predict(data)
 
 
-def _load_pyfunc(folder: Path, conf: dict):
-    """The pyfunc loader of XGBoost models."""
+def load_pyfunc(folder: Path, conf: dict):
+    """The pyfunc loader of XGBoost models (``loader_module: nbtrack.xgboost``)."""
     meta = Model.load(folder)
     return _XGBoostPyfunc(_load_native(folder, meta.flavor(FLAVOR, folder)))
-
-
-def autolog(disable: bool = False, log_models: bool = True, log_input_examples: bool = True,
-            silent: bool = False) -> None:
-    """Log params, per-iteration eval metrics, the model and feature importances.
-
-    Covers ``xgboost.train`` and the scikit-learn API (``XGBRegressor.fit``...).
-    ``autolog(disable=True)`` turns it off.
-    """
-    from nbtrack.models import xgboost_autolog
-
-    xgboost_autolog.configure(disable=disable, log_models=log_models,
-                              log_input_examples=log_input_examples, silent=silent)
