@@ -85,7 +85,7 @@ def __getattr__(name: str):
 
         return registry
     if name == "promote":
-        from nbtrack.promotion import promote
+        from nbtrack.tracking.promotion import promote
 
         return promote
     if name in _LAZY_MODULES:

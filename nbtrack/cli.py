@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sql":
             print(nbtrack.sql(args.query).to_string(index=False))
         elif args.command == "run":
-            from nbtrack.notebook_runner import parse_parameters, run_notebook
+            from nbtrack.runner.notebook import parse_parameters, run_notebook
 
             result = run_notebook(args.notebook, parse_parameters(args.parameter),
                                   args.experiment, args.kernel, args.timeout, args.output,
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "doctor":
             return _doctor(args, nbtrack.get_tracking_uri())
         elif args.command == "demo":
-            from nbtrack.demo import run_demo
+            from nbtrack.runner.demo import run_demo
 
             frame = run_demo(n_runs=args.runs)
             print(f"Logged {min(max(args.runs, 1), 6)} runs to {nbtrack.get_tracking_uri()}\n")

@@ -3,9 +3,9 @@
 import pytest
 
 import nbtrack
+from nbtrack.analysis.brush import brush_filter, key_expression
 from nbtrack.exceptions import InvalidValueError
 from nbtrack.search.parser import parse_filter
-from nbtrack.widgets.brush import brush_filter, key_expression
 
 
 def test_keys_are_quoted_when_needed():

@@ -147,7 +147,7 @@ def test_selected_runs_get_curves_and_a_diff(taxi_runs):
 
 
 def test_code_diff_of_two_cells():
-    from nbtrack.widgets.diff import _code_diff
+    from nbtrack.analysis.diff import _code_diff
 
     same = _code_diff("a", "x = 1\ny = 2", "b", "x = 1\ny = 2")
     assert same["lines"] == [] and same["same"]

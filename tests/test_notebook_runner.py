@@ -6,7 +6,7 @@ import pytest
 import nbtrack
 from nbtrack.cli import main
 from nbtrack.exceptions import InvalidValueError
-from nbtrack.notebook_runner import inject_parameters, parse_parameters
+from nbtrack.runner.notebook import inject_parameters, parse_parameters
 
 
 def write_notebook(path, cells):

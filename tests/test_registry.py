@@ -14,7 +14,7 @@ import nbtrack
 import nbtrack.pyfunc
 import nbtrack.sklearn
 from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
-from nbtrack.promotion import PromotionRefused, parse_requirement
+from nbtrack.tracking.promotion import PromotionRefused, parse_requirement
 
 WORKERS = str(Path(__file__).with_name("workers.py"))
 

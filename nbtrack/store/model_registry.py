@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from nbtrack.capture import system
 from nbtrack.clock import now_ms
+from nbtrack.entities import ModelVersion, RegisteredModel, check_stage
 from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
-from nbtrack.registry_entities import ModelVersion, RegisteredModel, check_stage
 from nbtrack.search.parser import ATTRIBUTE, TAG, Vocabulary, parse_filter, parse_order_by
 from nbtrack.store.search_sql import entity_order, entity_where
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from nbtrack.entities import ModelVersion, RegisteredModel, check_stage
 from nbtrack.exceptions import NotFoundError
-from nbtrack.registry_entities import ModelVersion, RegisteredModel, check_stage
 
 SEARCH_MAX_RESULTS = 1000
 

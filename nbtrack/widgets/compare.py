@@ -13,11 +13,11 @@ from pathlib import Path
 import anywidget
 import traitlets
 
+from nbtrack.analysis.brush import brush_filter
+from nbtrack.analysis.diff import run_diff
+from nbtrack.analysis.importance import parameter_importance
 from nbtrack.entities import ViewType
 from nbtrack.exceptions import FilterSyntaxError, NbtrackError
-from nbtrack.widgets.brush import brush_filter
-from nbtrack.widgets.diff import run_diff
-from nbtrack.widgets.importance import parameter_importance
 from nbtrack.widgets.payload import from_ipc, run_ids_filter, to_ipc
 
 STATIC = Path(__file__).resolve().parent.parent / "static"

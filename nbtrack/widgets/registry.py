@@ -87,7 +87,7 @@ class RegistryWidget(anywidget.AnyWidget):
 
     def act(self, request: dict) -> None:
         """Carry out one request from the front end; report the outcome in ``message``."""
-        from nbtrack.promotion import promote
+        from nbtrack.tracking.promotion import promote
 
         name = self.selected_model
         action = request.get("action")

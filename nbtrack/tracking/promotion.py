@@ -14,8 +14,8 @@ from __future__ import annotations
 import operator
 import re
 
+from nbtrack.entities import ModelVersion, check_stage
 from nbtrack.exceptions import InvalidValueError, NbtrackError
-from nbtrack.registry_entities import ModelVersion, check_stage
 
 _CLAUSE = re.compile(
     r"^\s*metrics\.(?:`(?P<quoted>[^`]+)`|(?P<key>[\w\-./: ]+?))\s*"

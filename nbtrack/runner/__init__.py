@@ -1,0 +1,1 @@
+"""Running work headless: ``nbtrack run`` (a notebook with parameters) and ``nbtrack demo``."""
