@@ -463,6 +463,30 @@ class Client(RegistryClientMixin):
         self._store.get_run(run_id)
         return self._artifacts(run_id).download(path, dst_path)
 
+    # readers for dashboards: Arrow tables that travel to the browser as they are ------------
+    def search_runs_table(self, experiment_ids: list[str], filter_string: str | None,
+                          run_view_type: int, max_results: int, order_by: list[str] | None,
+                          columns: list[str]):
+        """``(pyarrow.Table, total)``: chosen columns of the matching runs, and the match count."""
+        return self._store.search_runs_arrow(experiment_ids, filter_string, run_view_type,
+                                             max_results, order_by, columns)
+
+    def metric_histories(self, run_ids: list[str], key: str, max_points: int = 5000):
+        """One metric's history for several runs, as Arrow ``run_id, step, timestamp, value``.
+
+        Past ``max_points`` a run's points are thinned evenly.
+        """
+        return self._store.histories_arrow(run_ids, key, max_points)
+
+    def key_counts(self, experiment_ids: list[str],
+                   run_view_type: int = ViewType.ACTIVE_ONLY) -> dict[str, int]:
+        """How many of the experiments' runs have each key column, most common first."""
+        return self._store.key_counts(experiment_ids, run_view_type)
+
+    def change_token(self) -> tuple:
+        """A value that changes whenever any process writes to the store (a few ``stat``s)."""
+        return self._store.change_token()
+
     def artifact_index(self, run_id: str) -> dict[str, tuple[int, str]]:
         """``{path: (size, sha256)}`` of every artifact the run logged."""
         return self._store.get_artifact_index(run_id)

@@ -83,7 +83,7 @@ class CompareWidget(anywidget.AnyWidget):
 
     # data --------------------------------------------------------------------------------
     def _key_counts(self) -> dict[str, int]:
-        return self._client.store.key_counts(self._experiment_ids, ViewType.ACTIVE_ONLY)
+        return self._client.key_counts(self._experiment_ids, ViewType.ACTIVE_ONLY)
 
     def _default_columns(self) -> list[str]:
         """Every metric, then params and tags, most common first, up to 20 columns."""
@@ -115,7 +115,7 @@ class CompareWidget(anywidget.AnyWidget):
 
         try:
             parse_filter(self.filter)  # errors point into the user's own text
-            table, total = self._client.store.search_runs_arrow(
+            table, total = self._client.search_runs_table(
                 self._experiment_ids, self._combined_filter(), ViewType.ACTIVE_ONLY,
                 self.max_rows, list(self.order_by), list(self.columns))
         except (FilterSyntaxError, NbtrackError) as exc:
@@ -140,10 +140,9 @@ class CompareWidget(anywidget.AnyWidget):
     def _update_selection_views(self) -> None:
         """Curves and diff follow the selected runs."""
         selected = list(self.selected_run_ids)
-        store = self._client.store
         if selected and self.curve_metric:
             key = self.curve_metric.removeprefix("metrics.")
-            self.history = to_ipc(store.histories_arrow(selected[:MAX_CURVES], key))
+            self.history = to_ipc(self._client.metric_histories(selected[:MAX_CURVES], key))
         else:
             self.history = b""
         self.diff = run_diff(self._client, selected[:MAX_DIFF]) if len(selected) > 1 else {}
@@ -155,7 +154,7 @@ class CompareWidget(anywidget.AnyWidget):
             self.importance = {}
             return
         keys = [c for c in self.available_columns if c.startswith("params.")]
-        table, _ = self._client.store.search_runs_arrow(
+        table, _ = self._client.search_runs_table(
             self._experiment_ids, self._combined_filter(with_brush=False),
             ViewType.ACTIVE_ONLY, self.max_rows, None, [*keys, metric])
         self.importance = parameter_importance(table.to_pandas(), metric)
@@ -168,17 +167,16 @@ class CompareWidget(anywidget.AnyWidget):
 
     def _watch(self) -> None:
         """While ``auto_refresh`` is on, refresh when the store changes (checked by a stat)."""
-        store = self._client.store
-        token = store.change_token()
+        token = self._client.change_token()
         while self.auto_refresh and self.comm is not None:
             time.sleep(self.refresh_interval)
-            now = store.change_token()
+            now = self._client.change_token()
             if now != token:
                 try:
                     self.refresh()
                 except Exception as exc:  # keep watching; say what went wrong
                     self.status = f"auto refresh failed: {exc}"
-                token = store.change_token()
+                token = self._client.change_token()
 
     def _on_message(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("type") == "refresh":
