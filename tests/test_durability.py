@@ -475,7 +475,7 @@ def _stop_while_holding(pid: int, db_file: Path) -> None:
     raise AssertionError("the searching process never held the store file when stopped")
 
 
-STOP_ROUNDS = 3
+STOP_ROUNDS = 5
 
 
 def _log_while_stopped(tmp_path: Path, store: Path, holder: Child, env: dict,
