@@ -4,7 +4,7 @@ import duckdb
 import pytest
 
 import nbtrack
-from nbtrack.entities import Metric
+from nbtrack.entities import Metric, RunSource
 from nbtrack.exceptions import (
     InvalidValueError,
     NbtrackError,
@@ -14,6 +14,7 @@ from nbtrack.exceptions import (
     StoreVersionError,
 )
 from nbtrack.store import registry, schema
+from nbtrack.store.base import NewRun
 from nbtrack.store.duckdb_store import DuckDBStore
 
 
@@ -249,8 +250,9 @@ def test_sync_writes_option_writes_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_SYNC_WRITES", "1")
     store = DuckDBStore(tmp_path / "s")
     assert store.sync_writes
-    store.create_run({"run_id": "r", "experiment_id": "0", "status": "RUNNING",
-                      "start_time": 1, "lifecycle_stage": "active"})
+    store.create_run(NewRun(run_id="r", experiment_id="0", run_name="r", user_id=None,
+                            start_time=1, parent_run_id=None, description=None,
+                            source=RunSource(), pid=None))
     store.add_metric("r", "m", 1.0, 0, 1)
     assert not store.has_unwritten()
     assert store._writes.has_unmerged()  # durable in the spool, merged later

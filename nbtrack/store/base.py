@@ -1,17 +1,36 @@
-"""The one interface every store implements; the Client talks to nothing else.
+"""The tracking store interface: experiments, runs, their values, artifacts and inputs.
 
-A backend (the embedded DuckDB file today, DuckLake for teams later) is chosen by tracking URI in
-``nbtrack.store.registry``. Writes of run values may be buffered by a store: every read method
-must first make the caller's own earlier writes visible, and ``sync`` makes them durable.
+Only the Client talks to a store. A backend (the embedded DuckDB file today, DuckLake for teams
+later) is chosen by tracking URI in ``nbtrack.store.registry`` and implements this interface and
+``nbtrack.store.registry_base.RegistryStore``. Methods take typed values; how they are kept
+(columns, SQL) is the store's business. Writes of run values may be buffered by a store: every
+read method must first make the caller's own earlier writes visible, and ``sync`` makes them
+durable.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from nbtrack.entities import Experiment, Run
+from nbtrack.entities import Experiment, Run, RunSource
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to record, as the Client knows it when the run starts (it starts RUNNING)."""
+
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str | None
+    start_time: int
+    parent_run_id: str | None
+    description: str | None
+    source: RunSource
+    #: the process that runs it, so that a run left RUNNING by a dead process is marked KILLED
+    pid: int | None
 
 
 class Store(ABC):
@@ -61,12 +80,18 @@ class Store(ABC):
 
     # runs --------------------------------------------------------------------------------
     @abstractmethod
-    def create_run(self, row: dict[str, Any]) -> None:
-        """Record a new run (columns as in ``batch_writer.RUN_COLUMNS``)."""
+    def create_run(self, run: NewRun) -> None:
+        """Record a new RUNNING run."""
 
     @abstractmethod
-    def update_run(self, run_id: str, changes: dict[str, Any]) -> None:
-        """Change a run's status, end time, name or description."""
+    def update_run(self, run_id: str, status: str | None = None, end_time: int | None = None,
+                   run_name: str | None = None, resumed_by: tuple[str, int] | None = None
+                   ) -> None:
+        """Change a run's status, end time or name.
+
+        ``resumed_by`` (host, pid) makes a run RUNNING again in that process: its end time is
+        cleared, and a run of a process that died is told apart from it.
+        """
 
     @abstractmethod
     def get_run(self, run_id: str) -> Run:

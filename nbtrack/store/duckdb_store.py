@@ -13,10 +13,9 @@ import warnings
 import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
 from nbtrack.clock import now_ms
-from nbtrack.entities import LifecycleStage, Run
+from nbtrack.entities import LifecycleStage, Run, RunStatus
 from nbtrack.exceptions import (
     NbtrackError,
     NotAStoreError,
@@ -26,12 +25,13 @@ from nbtrack.exceptions import (
     StoreVersionError,
 )
 from nbtrack.store import run_index, run_queries, schema, spool
-from nbtrack.store.base import Store
+from nbtrack.store.base import NewRun, Store
 from nbtrack.store.connection import ConnectionManager
 from nbtrack.store.experiments import ARTIFACTS_DIR, ExperimentsMixin
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.model_registry import RegistryMixin
 from nbtrack.store.pending import MetricRow
+from nbtrack.store.registry_base import RegistryStore
 from nbtrack.store.write_path import WritePath, exit_merge_timeout
 
 DB_FILE = "store.duckdb"
@@ -55,7 +55,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
+class DuckDBStore(ExperimentsMixin, RegistryMixin, Store, RegistryStore):
     """A store in a local folder: ``store.duckdb``, ``artifacts/`` and the lock files."""
 
     def __init__(self, root: str | os.PathLike, db_file: str = DB_FILE) -> None:
@@ -249,14 +249,26 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
         self._created_runs.clear()
 
     # runs: writes (buffered) --------------------------------------------------------------
-    def create_run(self, row: dict[str, Any]) -> None:
+    def create_run(self, run: NewRun) -> None:
         """Record a new run; durable when this returns, so a killed process leaves a trace."""
         self._check_writes()
-        self._writes.pending.add_run(row)
-        self._remember_run(row["run_id"], {})
+        source = run.source
+        self._writes.pending.add_run({
+            "run_id": run.run_id, "experiment_id": run.experiment_id, "run_name": run.run_name,
+            "user_id": run.user_id, "status": RunStatus.RUNNING, "start_time": run.start_time,
+            "lifecycle_stage": LifecycleStage.ACTIVE,
+            "artifact_uri": f"{ARTIFACTS_DIR}/{run.run_id}",
+            "parent_run_id": run.parent_run_id, "description": run.description,
+            "source_type": source.type, "source_name": source.name, "source_code": source.code,
+            "git_commit": source.git_commit, "git_branch": source.git_branch,
+            "git_dirty": source.git_dirty, "git_diff": source.git_diff, "host": source.host,
+            "pid": run.pid, "python_version": source.python_version,
+            "platform": source.platform, "env_hash": source.env_hash,
+        })
+        self._remember_run(run.run_id, {})
         if len(self._created_runs) >= _CREATED_RUNS_MAX:
             self._created_runs.clear()
-        self._created_runs.add(row["run_id"])
+        self._created_runs.add(run.run_id)
         self._writes.sync()
 
     def _remember_run(self, run_id: str, params: dict[str, str]) -> dict[str, str]:
@@ -279,11 +291,22 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Store):
             )
         return self._remember_run(run_id, dict(run.data.params))
 
-    def update_run(self, run_id: str, changes: dict[str, Any]) -> None:
+    def update_run(self, run_id: str, status: str | None = None, end_time: int | None = None,
+                   run_name: str | None = None, resumed_by: tuple[str, int] | None = None
+                   ) -> None:
         """Queue changes to a run; a status change (a run's end) is durable on return."""
         self._check_writes()
+        changes: dict[str, object] = {}
+        if status is not None:
+            changes["status"] = status
+        if end_time is not None:
+            changes["end_time"] = end_time
+        if run_name is not None:
+            changes["run_name"] = run_name
+        if resumed_by is not None:
+            changes.update(host=resumed_by[0], pid=resumed_by[1], end_time=None)
         self._writes.pending.update_run(run_id, changes)
-        if "status" in changes or "lifecycle_stage" in changes:
+        if status is not None:
             self._writes.sync()
         else:
             self._after_write()

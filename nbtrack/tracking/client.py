@@ -22,11 +22,15 @@ from nbtrack.entities import (
     PagedList,
     Param,
     Run,
+    RunData,
+    RunInfo,
+    RunSource,
     RunStatus,
     RunTag,
     ViewType,
 )
 from nbtrack.exceptions import InvalidValueError, NotFoundError, StoreBusyError
+from nbtrack.store.base import NewRun
 from nbtrack.store.registry import get_store
 from nbtrack.tracking import names, serialize
 from nbtrack.tracking.names import (
@@ -180,58 +184,38 @@ class Client(RegistryClientMixin):
                 state = git.git_state(entry.folder)
             env_hash, env = environment.current_environment()
             self._store.add_environment(env_hash, env)
-        row = {
-            "run_id": run_id,
-            "experiment_id": str(experiment_id),
-            "run_name": check_text(str(run_name), "run name") if run_name
+        new = NewRun(
+            run_id=run_id,
+            experiment_id=str(experiment_id),
+            run_name=check_text(str(run_name), "run name") if run_name
             else names.generate_run_name(),
-            "user_id": system.user(),
-            "status": RunStatus.RUNNING,
-            "start_time": start_time if start_time is not None else now_ms(),
-            "lifecycle_stage": LifecycleStage.ACTIVE,
-            "artifact_uri": f"artifacts/{run_id}",
-            "parent_run_id": parent_run_id,
-            "description": None if description is None
+            user_id=system.user(),
+            start_time=start_time if start_time is not None else now_ms(),
+            parent_run_id=parent_run_id,
+            description=None if description is None
             else check_text(str(description), "run description"),
-            "source_type": entry.type,
-            "source_name": entry.name,
-            "source_code": entry.code,
-            "git_commit": state.commit,
-            "git_branch": state.branch,
-            "git_dirty": state.dirty,
-            "git_diff": state.diff,
-            "host": system.host(),
-            "pid": os.getpid(),
-            "python_version": system.python_version(),
-            "platform": system.platform_name(),
-            "env_hash": env_hash,
-        }
-        self._store.create_run(row)
+            source=RunSource(
+                type=entry.type, name=entry.name, code=entry.code, git_commit=state.commit,
+                git_branch=state.branch, git_dirty=state.dirty, git_diff=state.diff,
+                host=system.host(), python_version=system.python_version(),
+                platform=system.platform_name(), env_hash=env_hash,
+            ),
+            pid=os.getpid(),
+        )
+        self._store.create_run(new)
         if parent_run_id is not None:  # MLflow's tag, so its filters work unchanged
             tags = {**(tags or {}), "mlflow.parentRunId": parent_run_id}
         if tags:
             self.set_tags(run_id, tags)
-        return self.run_from_row(row, tags or {})
-
-    def run_from_row(self, row: dict, tags: dict) -> Run:
-        """Build the ``Run`` entity of a run just created, without reading the store."""
-        from nbtrack.entities import RunData, RunInfo, RunSource
-
         info = RunInfo(
-            run_id=row["run_id"], experiment_id=row["experiment_id"], run_name=row["run_name"],
-            user_id=row["user_id"], status=row["status"], start_time=row["start_time"],
-            end_time=None, lifecycle_stage=row["lifecycle_stage"],
-            artifact_uri=str(self._store.artifact_root / row["run_id"]),
-            parent_run_id=row["parent_run_id"], description=row["description"],
+            run_id=run_id, experiment_id=new.experiment_id, run_name=new.run_name,
+            user_id=new.user_id, status=RunStatus.RUNNING, start_time=new.start_time,
+            end_time=None, lifecycle_stage=LifecycleStage.ACTIVE,
+            artifact_uri=str(self._store.artifact_root / run_id),
+            parent_run_id=parent_run_id, description=new.description,
         )
-        source = RunSource(
-            type=row["source_type"], name=row["source_name"], code=row["source_code"],
-            git_commit=row["git_commit"], git_branch=row["git_branch"],
-            git_dirty=row["git_dirty"], git_diff=row["git_diff"], host=row["host"],
-            python_version=row["python_version"], platform=row["platform"],
-            env_hash=row["env_hash"],
-        )
-        return Run(info, RunData(tags={k: str(v) for k, v in tags.items()}), source=source)
+        return Run(info, RunData(tags={k: str(v) for k, v in (tags or {}).items()}),
+                   source=new.source)
 
     def get_run(self, run_id: str) -> Run:
         """Return a run with its latest metrics, params, tags, inputs and source."""
@@ -240,15 +224,12 @@ class Client(RegistryClientMixin):
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         """Change a run's status or name. Setting RUNNING claims the run for this process."""
         self._store.ensure_run(run_id)
-        changes: dict = {}
-        if status is not None:
-            changes["status"] = RunStatus.check(status)
-            if changes["status"] == RunStatus.RUNNING:
-                changes.update(pid=os.getpid(), host=system.host(), end_time=None)
-        if name is not None:
-            changes["run_name"] = check_text(str(name), "run name")
-        if changes:
-            self._store.update_run(run_id, changes)
+        status = None if status is None else RunStatus.check(status)
+        self._store.update_run(
+            run_id, status=status,
+            run_name=None if name is None else check_text(str(name), "run name"),
+            resumed_by=(system.host(), os.getpid()) if status == RunStatus.RUNNING else None,
+        )
 
     def set_terminated(self, run_id: str, status: str = "FINISHED", end_time: int | None = None):
         """End a run as FINISHED, FAILED or KILLED."""
@@ -259,9 +240,7 @@ class Client(RegistryClientMixin):
                 "update_run to set other states."
             )
         self._store.ensure_run(run_id)
-        self._store.update_run(
-            run_id, {"status": status, "end_time": end_time if end_time else now_ms()}
-        )
+        self._store.update_run(run_id, status=status, end_time=end_time or now_ms())
 
     def delete_run(self, run_id: str) -> None:
         """Move a run to the trash; ``restore_run`` brings it back."""
