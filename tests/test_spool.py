@@ -9,11 +9,12 @@ import textwrap
 import pytest
 
 import nbtrack
-from nbtrack.store import frames, spool
+from nbtrack.store import frames, registry, spool
 from nbtrack.store.duckdb_store import DuckDBStore
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.pending import Batch
 from nbtrack.store.write_path import WriteError
+from nbtrack.tracking.state import state
 
 
 def _run_child(code: str, store, env_extra=None, expect_rc=0) -> str:
@@ -136,13 +137,14 @@ def test_a_torn_tail_is_ignored_and_damage_is_kept_aside(tmp_path):
     assert _counts(store) == (500, 1, 1)
     assert _segments(store) == []
 
+    registry.forget_stores()  # no store of this process may look at the spool meanwhile
+    state.reset()  # nor the fluent API's client, which holds the store it had
     _run_child(KILLED_AFTER_SYNC, store, expect_rc=-signal.SIGKILL)
     (name, _), = spool.list_segments(folder)
     with open(folder / name, "ab") as handle:
         handle.write(frame)  # a whole frame whose checksum is wrong: damage, not a torn tail
         handle.write(frame)
-    nbtrack.Client().store._connection.close()
-    with pytest.warns(UserWarning, match="damaged"):
+    with pytest.warns(UserWarning, match="damaged"):  # found by the next store to open
         assert _counts(store) == (1000, 2, 2)
     assert (folder / (name + ".damaged")).exists()
 
@@ -279,3 +281,28 @@ def test_frames_round_trip_every_value_bit_for_bit(rows):
     # the Python and the Arrow way agree (repr: NaN equals NaN there)
     assert repr(frames.latest_of_rows(batch.metrics)) == repr(frames.latest_by_key(
         frames.metrics_table(batch.metrics)))
+
+
+def test_a_writer_that_dies_during_a_merge_keeps_its_later_frames(tmp_path, monkeypatch):
+    from nbtrack.store import merge
+
+    nbtrack.set_tracking_uri(tmp_path / "s")
+    client = nbtrack.Client()
+    run_id = client.create_run("0").info.run_id
+    client.flush()
+    writer = spool.Segment(tmp_path / "s" / "spool")  # another process's segment
+    writer.append(frames.encode(Batch(metrics=[(run_id, "m", 1.0, 1, 1)])))
+    apply = merge._apply
+
+    def writer_appends_then_dies(conn, found, offsets, report):
+        apply(conn, found, offsets, report)
+        writer.append(frames.encode(Batch(metrics=[(run_id, "m", 2.0, 2, 2)])))
+        writer.close()  # its lock goes: the owner is dead from now on
+
+    monkeypatch.setattr(merge, "_apply", writer_appends_then_dies)
+    with client.store._connection.use() as conn:
+        client.store._writes.merge(conn, tidy=True)
+    monkeypatch.setattr(merge, "_apply", apply)
+    assert not list((tmp_path / "s" / "spool").glob("*.damaged"))
+    history = client.get_metric_history(run_id, "m")
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 2.0)]

@@ -82,9 +82,12 @@ def merge(conn, folder: Path, cache: dict, own: Callable[[str], bool],
     """Merge every segment in ``folder`` into the store open on ``conn`` (lock held).
 
     ``own`` tells whether a segment is this process's (never removed here while open). With
-    ``tidy``, or when anything was merged, segments left by dead processes are looked for.
+    ``tidy``, segments left by dead processes are looked for, and removed once merged. Which
+    owners are dead is decided *before* reading: a writer that dies during the merge may have
+    appended frames after they were read, and those must wait for the next merge.
     """
     report = MergeReport()
+    dead = _dead_segments(folder, own) if tidy else []
     while True:
         offsets = merged_offsets(conn, cache)
         todo = unmerged(folder, offsets)
@@ -96,9 +99,15 @@ def merge(conn, folder: Path, cache: dict, own: Callable[[str], bool],
         cache[OFFSETS_CACHE] = offsets
         if sum(len(f.payload) for f in found) < MERGE_CHUNK:
             break
-    if tidy or report.frames:
-        _remove_merged_dead(conn, folder, cache, own, report)
+    if tidy:
+        _remove_merged_dead(conn, folder, cache, own, dead, report)
     return report
+
+
+def _dead_segments(folder: Path, own) -> list[str]:
+    """The segments whose process is gone (their files will not grow any more)."""
+    return [name for name, _ in spool.list_segments(folder)
+            if not own(name) and not spool.owner_alive(folder / name)]
 
 
 def _read(folder: Path, todo: list[tuple[str, int, int]]) -> list[Frame]:
@@ -206,7 +215,8 @@ def _isolate(conn, good: list[Frame]) -> tuple[list[Batch], list[tuple[Frame, Ba
     return kept, bad
 
 
-def _remove_merged_dead(conn, folder: Path, cache: dict, own, report: MergeReport) -> None:
+def _remove_merged_dead(conn, folder: Path, cache: dict, own, dead: list[str],
+                        report: MergeReport) -> None:
     """Delete the files of fully merged segments whose process is gone, then their offsets.
 
     In that order: an offset row without its file is harmless, a file without its row would be
@@ -215,14 +225,17 @@ def _remove_merged_dead(conn, folder: Path, cache: dict, own, report: MergeRepor
     offsets = merged_offsets(conn, cache)
     listed = spool.list_segments(folder)
     names = {name for name, _ in listed}
+    gone = set(dead)
     for name, size in listed:
-        if own(name) or spool.owner_alive(folder / name):
+        if name not in gone:
             continue
         report.dead_segments.append(name)
         merged_to = offsets.get(name, 0)
         if merged_to >= size or spool.only_torn_tail(folder / name, merged_to):
             (folder / name).unlink(missing_ok=True)
             names.discard(name)
+        elif next(spool.read_frames(folder / name, merged_to, 1), None) is not None:
+            continue  # whole frames past a merge's size limit: the next merge takes them
         else:  # a damaged frame: keep the file for `nbtrack doctor`, out of the merge's way
             (folder / name).rename(folder / (name + ".damaged"))
             names.discard(name)
