@@ -23,21 +23,22 @@ UPDATABLE_RUN_COLUMNS = (
 # The latest value per key: highest step, then timestamp, then value (MLflow's order). The
 # order is one HUGEINT (step, then timestamp) rather than a struct: DuckDB normalises -0.0 to
 # 0.0 in the values that ride along with a struct ordering key, and -0.0 must keep its sign.
+# Two hash aggregates (the best rank per key, then the largest value at it), no sort.
 _LATEST = """
 INSERT OR REPLACE INTO latest_metrics
-SELECT run_id, key, max(value), any_value(step), any_value("timestamp") FROM (
-    SELECT *, rank = max(rank) OVER (PARTITION BY run_id, key) AS top FROM (
-        SELECT *, step::HUGEINT * 18446744073709551616 + "timestamp" AS rank FROM (
-            SELECT * FROM _nb_metrics
-            UNION ALL
-            SELECT l.* FROM latest_metrics l
-            SEMI JOIN (SELECT DISTINCT run_id, key FROM _nb_metrics) b
-                ON l.run_id = b.run_id AND l.key = b.key
-        )
+WITH candidates AS (
+    SELECT *, step::HUGEINT * 18446744073709551616 + "timestamp" AS rank FROM (
+        SELECT * FROM _nb_metrics
+        UNION ALL
+        SELECT l.* FROM latest_metrics l
+        SEMI JOIN (SELECT DISTINCT run_id, key FROM _nb_metrics) b
+            ON l.run_id = b.run_id AND l.key = b.key
     )
-)
-WHERE top
-GROUP BY run_id, key
+),
+best AS (SELECT run_id, key, max(rank) AS rank FROM candidates GROUP BY run_id, key)
+SELECT c.run_id, c.key, max(c.value), any_value(c.step), any_value(c."timestamp")
+FROM candidates c JOIN best b ON c.run_id = b.run_id AND c.key = b.key AND c.rank = b.rank
+GROUP BY c.run_id, c.key
 """
 
 
