@@ -14,8 +14,6 @@ from nbtrack.exceptions import NbtrackError
 from nbtrack.models.model import Model, ModelInfo, remove_folder
 
 HISTORY_TAG = "nbtrack.log-model.history"
-# (run_id, sha256 of the serialized model) -> ModelInfo: the same model is logged once per run
-_logged: dict[tuple[str, str], ModelInfo] = {}
 
 
 def target_run(run_id: str | None = None):
@@ -27,7 +25,9 @@ def target_run(run_id: str | None = None):
 
 def already_logged(run_id: str, digest: str) -> ModelInfo | None:
     """The ModelInfo of this exact model already logged to this run by this process, if any."""
-    return _logged.get((run_id, digest))
+    from nbtrack.tracking.state import state
+
+    return state.logged_models.get((run_id, digest))
 
 
 def model_digest(data: bytes) -> str:
@@ -49,7 +49,9 @@ def log_folder(client, run_id: str, folder: Path, model: Model, digest: str) -> 
     history.append({"artifact_path": model.artifact_path, "flavors": sorted(model.flavors),
                     "model_uuid": model.model_uuid, "utc_time_created": model.utc_time_created})
     client.set_tag(run_id, HISTORY_TAG, json.dumps(history))
-    _logged[(run_id, digest)] = info
+    from nbtrack.tracking.state import state
+
+    state.logged_models[(run_id, digest)] = info
     return info
 
 

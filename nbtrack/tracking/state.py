@@ -1,8 +1,8 @@
 """What the fluent API remembers in a process, held in one object with a ``reset``.
 
 Active runs are per thread, as in MLflow: a run started in one thread is not the active run of
-another. The chosen experiment, the last ended run and the client (one per tracking URI) are
-per process.
+another. The chosen experiment, the last ended run, the client (one per tracking URI) and the
+models already logged to each run are per process.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class TrackingState:
         self.experiment_id: str | None = None
         self.last_run_id: str | None = None
         self._client: tuple[str, Client] | None = None
+        #: (run_id, sha256 of the serialized model) -> ModelInfo: a model is logged once per run
+        self.logged_models: dict[tuple[str, str], object] = {}
 
     @property
     def active_runs(self) -> RunStack:
