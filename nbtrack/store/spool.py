@@ -167,6 +167,22 @@ def list_segments(folder: Path) -> list[tuple[str, int]]:
     return found
 
 
+def write_times(folder: Path) -> list[int]:
+    """When each segment was last appended to (``st_mtime_ns``), in no particular order."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    times = []
+    for entry in entries:
+        if entry.name.endswith(SUFFIX):
+            try:
+                times.append(entry.stat().st_mtime_ns)
+            except FileNotFoundError:
+                continue
+    return times
+
+
 def _creation_order(name: str) -> tuple:
     parts = name[: -len(SUFFIX)].rsplit("-", 3)
     try:
