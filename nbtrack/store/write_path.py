@@ -33,6 +33,8 @@ from nbtrack.store.worker import BackgroundWriter, Spooler
 
 #: rotate this process's segment once it is merged and this large
 ROTATE_BYTES = 16 << 20
+#: where writes that cannot be encoded are set aside (a text file in the spool folder)
+REFUSED_FILE = "refused.txt"
 #: look for segments of dead processes at least this often (seconds)
 TIDY_INTERVAL = 5.0
 #: the most runs whose latest metrics are tracked in memory for ``peek_latest_metrics``
@@ -137,9 +139,7 @@ class WritePath:
             with self._peek_lock:
                 batch = self._in_flight = self.pending.take()
             try:
-                table = (frames.metrics_table(batch.metrics)
-                         if len(batch.metrics) > frames.SMALL_LATEST else None)
-                payload = self._encode(batch, table)
+                payload, batch, table = self._encode(batch)
                 self.segment.append(payload)
                 latest = (frames.latest_by_key(table) if table is not None
                           else frames.latest_of_rows(batch.metrics))
@@ -157,25 +157,39 @@ class WritePath:
             except Exception as exc:  # a listener (a live chart) must never stop writes
                 warnings.warn(f"nbtrack: a write listener failed: {exc}", stacklevel=2)
 
-    def _encode(self, batch: Batch, metrics) -> bytes:
-        """Encode a batch; a write that cannot be encoded is set aside, the rest goes on."""
+    def _encode(self, batch: Batch) -> tuple[bytes, Batch, object]:
+        """``(payload, what it holds, its metrics as Arrow or None)`` for a batch.
+
+        A write that cannot be encoded is set aside and the rest goes on. Values are checked
+        when they are logged, so this is a last line of defence: what cannot be encoded is
+        appended, as text, to ``spool/refused.txt`` with its error.
+        """
         try:
-            return frames.encode(batch, metrics)
+            table = (frames.metrics_table(batch.metrics)
+                     if len(batch.metrics) > frames.SMALL_LATEST else None)
+            return frames.encode(batch, table), batch, table
         except (TypeError, ValueError, UnicodeError, OverflowError):
             kept, refused = Batch(), []
             for i in range(len(batch)):
                 part = batch.part(i, i + 1)
-                try:
-                    frames.encode(part)
+                try:  # metrics as Arrow, as the whole batch would have sent them
+                    frames.encode(part, frames.metrics_table(part.metrics) if part.metrics
+                                  else None)
                 except (TypeError, ValueError, UnicodeError, OverflowError) as part_exc:
-                    refused.append(f"{_describe(part)}: {part_exc}")
+                    refused.append((f"{_describe(part)}: {part_exc}", part))
                 else:
                     kept.absorb(part)
+            aside = self.folder / REFUSED_FILE
+            with open(aside, "a", encoding="utf-8", errors="backslashreplace") as handle:
+                for reason, part in refused:
+                    handle.write(f"{reason}\t{part!r}\n")
             self.error = WriteError(
-                f"nbtrack could not store {len(refused)} logged value(s) and set them aside; "
-                f"the others were kept. {'; '.join(refused[:3])}"
+                f"nbtrack could not store {len(refused)} logged value(s) and set them aside in "
+                f"{aside}; the others were kept. "
+                + "; ".join(reason for reason, _ in refused[:3])
             )
-            return frames.encode(kept)
+            table = frames.metrics_table(kept.metrics) if kept.metrics else None
+            return frames.encode(kept, table), kept, table
 
     def _note_latest(self, rows: list[tuple[str, str, int, int, float]]) -> None:
         latest = self._latest
