@@ -47,7 +47,7 @@ class Comparison:
     entity: str
     key: str
     op: str
-    value: object
+    value: float | str | tuple[str, ...] | None
     position: int = 0
 
 

@@ -71,14 +71,16 @@ class Token:
 
     kind: str
     text: str
-    value: object
+    #: a name's dotted parts, a string's text, a number's value, an operator or keyword
+    value: list[str] | str | float | None
     position: int
 
 
 def _read_quoted(text: str, start: int) -> tuple[str, int]:
     """Read a quoted run starting at ``start``; a doubled quote stands for itself (as in SQL)."""
     quote = text[start]
-    out, i = [], start + 1
+    out: list[str] = []
+    i = start + 1
     while i < len(text):
         ch = text[i]
         if ch == quote:
@@ -95,7 +97,8 @@ def _read_quoted(text: str, start: int) -> tuple[str, int]:
 
 def _read_identifier(text: str, start: int) -> tuple[list[str], int]:
     """Read ``prefix.key`` where each dotted part may be plain, `backticked` or "quoted"."""
-    parts, i = [], start
+    parts: list[str] = []
+    i = start
     while True:
         if (i < len(text) and text[i] in "`\"" and parts) or (i < len(text) and text[i] == "`"):
             part, i = _read_quoted(text, i)
@@ -185,7 +188,8 @@ EXPERIMENTS = Vocabulary((TAG, ATTRIBUTE), ("name", "experiment_id", "lifecycle_
 
 def resolve_identifier(text: str, token: Token, vocab: Vocabulary = RUNS) -> tuple[str, str]:
     """Turn identifier parts into ``(entity, key)``, checking prefixes and attribute names."""
-    parts: list[str] = token.value  # type: ignore[assignment]
+    parts = token.value
+    assert isinstance(parts, list), "a name token holds its dotted parts"
     if len(parts) > 1 and parts[0].lower() in PREFIXES:
         entity, key = PREFIXES[parts[0].lower()], ".".join(parts[1:])
     else:
@@ -284,10 +288,9 @@ class _Parser:
         if self.accept_keyword("IN"):
             return self.in_clause(entity, key, "IN", token)
         op_token = self.current
-        is_like = op_token.kind == "keyword" and op_token.value in ("LIKE", "ILIKE")
-        if op_token.kind == "op" or is_like:
-            op = op_token.value
-        else:
+        op = op_token.value
+        is_like = op_token.kind == "keyword" and op in ("LIKE", "ILIKE")
+        if not (isinstance(op, str) and (op_token.kind == "op" or is_like)):
             raise self.fail("Expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, IS)")
         self.pos += 1
         numeric = entity == METRIC or (entity == ATTRIBUTE and key in self.vocab.numbers)
@@ -304,18 +307,21 @@ class _Parser:
             hint = f" (write {token.text} {op} '{value_token.text}')" if value_token.text else ""
             raise self.fail(f"Expected a quoted string to compare {token.text} with{hint}")
         self.pos += 1
-        return Comparison(entity, key, op, value_token.value, token.position)
+        value = value_token.value
+        assert isinstance(value, (float, str)), "number and string tokens hold one value"
+        return Comparison(entity, key, op, value, token.position)
 
     def in_clause(self, entity: str, key: str, op: str, token: Token) -> Comparison:
         if entity == METRIC or key in self.vocab.numbers:
             raise self.fail(f"{op} applies to text (params, tags, text attributes and dataset "
                             f"fields), not to {token.text}", token)
         self.expect_punct("(")
-        values = []
+        values: list[str] = []
         while True:
-            if self.current.kind != "string":
+            value = self.current.value
+            if self.current.kind != "string" or not isinstance(value, str):
                 raise self.fail("Expected a quoted string in the IN list")
-            values.append(self.current.value)
+            values.append(value)
             self.pos += 1
             if self.current.kind == "punct" and self.current.value == ",":
                 self.pos += 1
