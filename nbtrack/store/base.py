@@ -11,10 +11,15 @@ durable.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbtrack.entities import Experiment, Run, RunSource
+
+if TYPE_CHECKING:
+    from nbtrack.store.pending import Batch
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,23 @@ class Store(ABC):
     @abstractmethod
     def sync(self) -> None:
         """Make every value this process logged durable, without waiting for other processes."""
+
+    @abstractmethod
+    def write_soon(self) -> None:
+        """Ask for what this process logged to be made durable now, without waiting for it."""
+
+    @abstractmethod
+    def has_unwritten(self) -> bool:
+        """Whether values this process logged are not durable yet."""
+
+    @property
+    @abstractmethod
+    def write_listeners(self) -> list[Callable[[Batch], None]]:
+        """Called with each batch of values once it is durable (live charts follow runs so)."""
+
+    @abstractmethod
+    def change_token(self) -> tuple:
+        """A value that changes whenever any process writes to the store."""
 
     @abstractmethod
     def flush(self) -> None:

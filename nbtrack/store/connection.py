@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbtrack.exceptions import (
     NbtrackError,
@@ -38,6 +39,9 @@ from nbtrack.exceptions import (
     StoreVersionError,
 )
 from nbtrack.store.locking import StoreLock
+
+if TYPE_CHECKING:
+    from nbtrack.store.no_pandas import Connection
 
 #: DuckDB's error when another process holds the file, e.g. 'IO Error: Could not set lock on
 #: file "/s/store.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 6485). See also
@@ -172,7 +176,7 @@ class ConnectionManager:
         self,
         db_path: Path,
         lock: StoreLock,
-        on_open: Callable[[object], None],
+        on_open: Callable[[Connection], None],
         linger: float | None = None,
         timeout: float | None = None,
     ) -> None:
@@ -182,7 +186,7 @@ class ConnectionManager:
         self.linger = float_env("NBTRACK_LINGER", 0.25) if linger is None else linger
         self.timeout = float_env("NBTRACK_LOCK_TIMEOUT", 120.0) if timeout is None else timeout
         self._mutex = threading.RLock()
-        self._conn = None
+        self._conn: Connection | None = None
         self._depth = 0
         self._last_used = 0.0
         self.opens = 0  # how many times the file was opened: for tests and benchmarks
@@ -200,7 +204,7 @@ class ConnectionManager:
         return self._conn is not None
 
     @contextmanager
-    def use(self, timeout: float | None = None) -> Iterator[object]:
+    def use(self, timeout: float | None = None) -> Iterator[Connection]:
         """Yield the open connection, opening it (under the lock) if needed.
 
         ``timeout`` overrides the store's lock timeout for this open (background merges and
@@ -209,10 +213,11 @@ class ConnectionManager:
         with self._mutex:
             self._depth += 1
             try:
-                if self._conn is None:
-                    self._open(self.timeout if timeout is None else timeout)
+                conn = self._conn
+                if conn is None:
+                    conn = self._open(self.timeout if timeout is None else timeout)
                 try:
-                    yield self._conn
+                    yield conn
                 except Exception as exc:
                     damaged = damage_error(exc, self.db_path)
                     if damaged is None:
@@ -228,7 +233,7 @@ class ConnectionManager:
                     self._close()
 
     @contextmanager
-    def transaction(self) -> Iterator[object]:
+    def transaction(self) -> Iterator[Connection]:
         """Yield the connection inside BEGIN ... COMMIT, rolling back on any error."""
         with self.use() as conn:
             conn.execute("BEGIN TRANSACTION")
@@ -267,7 +272,7 @@ class ConnectionManager:
         self._mutex = threading.RLock()
         self.lock.forget()
 
-    def _open(self, timeout: float) -> None:
+    def _open(self, timeout: float) -> Connection:
         import duckdb
 
         from nbtrack.store.no_pandas import Connection
@@ -283,7 +288,10 @@ class ConnectionManager:
                     break
                 except duckdb.Error as exc:
                     if not is_lock_conflict(exc):
-                        raise open_error(exc, self.db_path) from exc
+                        error = open_error(exc, self.db_path)
+                        if error is None:
+                            raise
+                        raise error from exc
                     if time.monotonic() > deadline:
                         found = _HOLDER.search(str(exc))
                         holder = f" ({found.group(1)})" if found else ""
@@ -311,6 +319,7 @@ class ConnectionManager:
         self.opens += 1
         if self.after_open is not None:
             self.after_open()
+        return conn
 
     def _close_damaged(self) -> None:
         """Close a file a read found damaged (DuckDB may refuse to close it cleanly)."""

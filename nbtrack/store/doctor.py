@@ -292,12 +292,12 @@ def _start(root: Path, db_path: Path, tmp: Path, lock_timeout: float, progress: 
     header = _damaged_header(report.open_error)
     if header is not None:
         _use_other_header(copy, header)
-        error, report.open_error = report.open_error, None
+        header_error, report.open_error = report.open_error, None
         _inspect(copy, report)
         if report.open_error is None:
             report.old_header = header
         else:
-            report.open_error = error
+            report.open_error = header_error
     return report, copy
 
 
@@ -371,7 +371,7 @@ def _run_tasks(job: dict, tasks: list[dict], report: Report, progress: bool) -> 
     state: dict = {"table": None, "rows": 0, "done": False}
 
     def on_event(event: dict) -> None:
-        kind, name = event["event"], event.get("table")
+        kind, name = event["event"], event.get("table", "")  # "": an event of the whole file
         if kind == "start":
             report.tables[name] = TableReport(name, columns=columns[name])
             state.update(table=name, rows=0, done=False)
@@ -429,6 +429,7 @@ def _child(job: dict, on_event, rename: tuple[Path, Path]) -> tuple[int, str]:
         proc = subprocess.Popen([sys.executable, "-m", "nbtrack.store.salvage"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
                                 env=env, text=True)
+        assert proc.stdin is not None and proc.stdout is not None  # both are pipes
         proc.stdin.write(json.dumps(job))
         proc.stdin.close()
         for line in proc.stdout:

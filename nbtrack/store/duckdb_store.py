@@ -25,13 +25,13 @@ from nbtrack.exceptions import (
     StoreVersionError,
 )
 from nbtrack.store import run_index, run_queries, schema, spool
-from nbtrack.store.base import NewRun, Store
+from nbtrack.store.base import NewRun
 from nbtrack.store.connection import ConnectionManager
 from nbtrack.store.experiments import ARTIFACTS_DIR, ExperimentsMixin
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.model_registry import RegistryMixin
 from nbtrack.store.pending import MetricRow
-from nbtrack.store.registry_base import RegistryStore
+from nbtrack.store.registry_base import Backend
 from nbtrack.store.write_path import WritePath, exit_merge_timeout
 
 DB_FILE = "store.duckdb"
@@ -55,7 +55,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class DuckDBStore(ExperimentsMixin, RegistryMixin, Store, RegistryStore):
+class DuckDBStore(ExperimentsMixin, RegistryMixin, Backend):
     """A store in a local folder: ``store.duckdb``, ``artifacts/`` and the lock files."""
 
     def __init__(self, root: str | os.PathLike, db_file: str = DB_FILE) -> None:

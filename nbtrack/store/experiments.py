@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.clock import now_ms
 from nbtrack.entities import Experiment, LifecycleStage
 from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nbtrack.store.connection import ConnectionManager
 
 ARTIFACTS_DIR = "artifacts"
 
@@ -14,6 +19,9 @@ ARTIFACTS_DIR = "artifacts"
 
 class ExperimentsMixin:
     """The experiment operations of ``DuckDBStore`` (uses its ``_connection`` and ``root``)."""
+
+    _connection: ConnectionManager
+    root: Path
 
     def create_experiment(
         self, name: str, artifact_location: str | None = None, tags: dict | None = None,

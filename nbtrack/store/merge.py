@@ -128,8 +128,8 @@ def _read(folder: Path, todo: list[tuple[str, int, int]]) -> list[Frame]:
 
 
 def _apply(conn, found: list[Frame], offsets: dict[str, int], report: MergeReport) -> None:
-    good = [f for f in found if f.batch is not None]
-    combined = _combine(f.batch for f in good)
+    good = [(f, f.batch) for f in found if f.batch is not None]
+    combined = _combine(batch for _, batch in good)
     try:
         warnings = _commit(conn, combined, found, [], offsets)
     except Exception as exc:
@@ -137,13 +137,14 @@ def _apply(conn, found: list[Frame], offsets: dict[str, int], report: MergeRepor
             raise
         kept, bad = _isolate(conn, good)
         rejects = [(f.segment, f.start, error, frames.encode(part)) for f, part, error in bad]
-        rejects += [(f.segment, f.start, f.error, f.payload) for f in found if f.batch is None]
+        rejects += [(f.segment, f.start, f.error or "the frame could not be decoded", f.payload)
+                    for f in found if f.batch is None]
         warnings = _commit(conn, _combine(kept), found, rejects, offsets)
         report.rejected += [(segment, start, error) for segment, start, error, _ in rejects]
     for f in found:
         offsets[f.segment] = max(offsets.get(f.segment, 0), f.end)
     report.frames += len(found)
-    report.values += sum(len(f.batch) for f in good)
+    report.values += sum(len(batch) for _, batch in good)
     report.warnings += warnings
 
 
@@ -190,16 +191,17 @@ def _fails(conn, batch: Batch) -> str | None:
     return None
 
 
-def _isolate(conn, good: list[Frame]) -> tuple[list[Batch], list[tuple[Frame, Batch, str]]]:
+def _isolate(conn, good: list[tuple[Frame, Batch]]
+             ) -> tuple[list[Batch], list[tuple[Frame, Batch, str]]]:
     """Split the frames' writes into those the store takes and the single writes it refuses."""
     kept: list[Batch] = []
     bad: list[tuple[Frame, Batch, str]] = []
-    for frame in good:
-        error = _fails(conn, frame.batch)
+    for frame, frame_batch in good:
+        error = _fails(conn, frame_batch)
         if error is None:
-            kept.append(frame.batch)
+            kept.append(frame_batch)
             continue
-        stack = [(frame.batch, error)]
+        stack = [(frame_batch, error)]
         while stack:
             batch, error = stack.pop()
             if len(batch) <= 1:

@@ -8,12 +8,17 @@ number is read and written while the store's file lock is held.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from nbtrack.capture import system
 from nbtrack.clock import now_ms
 from nbtrack.entities import ModelVersion, RegisteredModel, check_stage
 from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
 from nbtrack.search.parser import ATTRIBUTE, TAG, Vocabulary, parse_filter, parse_order_by
 from nbtrack.store.search_sql import entity_order, entity_where
+
+if TYPE_CHECKING:
+    from nbtrack.store.connection import ConnectionManager
 
 #: what registry searches may name, as in MLflow
 MODEL_FIELDS = Vocabulary((TAG, ATTRIBUTE), ("name", "description"),
@@ -65,6 +70,8 @@ def _number(version) -> int:
 
 class RegistryMixin:
     """The registry operations of ``DuckDBStore`` (uses its ``_connection``)."""
+
+    _connection: ConnectionManager
 
     # the audit log ---------------------------------------------------------------------------
     @staticmethod

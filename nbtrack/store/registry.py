@@ -8,10 +8,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from nbtrack.exceptions import NbtrackError
-from nbtrack.store.base import Store
+from nbtrack.store.registry_base import Backend
 
 DEFAULT_DIR = ".nbtrack"
-_stores: dict[str, Store] = {}
+_stores: dict[str, Backend] = {}
 _lock = threading.Lock()
 
 
@@ -35,7 +35,7 @@ def resolve_uri(uri: str | os.PathLike | None) -> str:
     return str(Path(text).expanduser().resolve())
 
 
-def get_store(uri: str | os.PathLike | None = None) -> Store:
+def get_store(uri: str | os.PathLike | None = None) -> Backend:
     """Return the store for a tracking URI, opening it once per process."""
     location = resolve_uri(uri)
     store = _stores.get(location)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from nbtrack.entities import ModelVersion, RegisteredModel
+from nbtrack.store.base import Store
 
 
 class RegistryStore(ABC):
@@ -110,3 +111,7 @@ class RegistryStore(ABC):
     @abstractmethod
     def registry_events(self, name: str | None = None):
         """The audit log, oldest first, as a DataFrame (one model's, or all of it)."""
+
+
+class Backend(Store, RegistryStore, ABC):
+    """What a tracking URI opens: a tracking store that also keeps the model registry."""

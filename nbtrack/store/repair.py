@@ -196,4 +196,6 @@ def open_with_nbtrack(out: Path) -> int:
 
     DuckDBStore(out).close()
     with duckdb.connect(str(out / DB_FILE), read_only=True) as conn:
-        return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        row = conn.execute("SELECT count(*) FROM runs").fetchone()
+    assert row is not None, "count(*) returns one row"
+    return row[0]

@@ -226,7 +226,7 @@ def refresh(conn, touched_table: str | None, changed_runs: str | None = None,
             f"FROM runs r WHERE r.run_id = run_index.run_id "
             f"AND r.run_id IN (SELECT run_id FROM {updated_runs})"
         )
-    if changed:
+    if changed_runs and changed:
         _update_columns(conn, changed_runs, columns, sorted(n for n in changed if n in columns))
 
 

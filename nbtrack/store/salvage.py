@@ -53,7 +53,7 @@ class TableSalvage:
         self.copy = copy
         self.rows = 0
         self.error: str | None = None  # the last read's error
-        self.good: list[tuple[int, int]] = []
+        self.good: list[tuple[int | None, int | None]] = []  # (None, None): the whole table
         self.lost: list[list] = []
         self.nulled: list[list] = []
 
@@ -63,7 +63,10 @@ class TableSalvage:
         import duckdb
 
         columns = columns or self.columns
-        where = "" if lo is None else f" WHERE rowid >= {int(lo)} AND rowid < {int(hi)}"
+        where = ""
+        if lo is not None:
+            assert hi is not None, "a range of rows has both ends"
+            where = f" WHERE rowid >= {int(lo)} AND rowid < {int(hi)}"
         if write:
             values = ", ".join("NULL" if c in nulls else _quote(c) for c in columns)
             names = ", ".join(_quote(c) for c in columns)

@@ -120,6 +120,7 @@ def _compile(node: Node, plan: SearchPlan, negated: bool = False) -> str:
 def _value_test(column: str, clause: Comparison, params: list, numeric: bool) -> str:
     op = clause.op
     if op in ("IN", "NOT IN"):
+        assert isinstance(clause.value, tuple), "IN takes a tuple of strings"
         params.append(list(clause.value))
         test = f"list_contains(?, {column})"
         return test if op == "IN" else f"NOT {test}"
@@ -158,6 +159,7 @@ def _comparison(clause: Comparison, plan: SearchPlan) -> str:
         return f"({column} IS NOT NULL)"
     if clause.key == "status" and clause.op in ("=", "!=", "IN", "NOT IN"):
         value = clause.value
+        assert isinstance(value, (str, tuple)), "status compares with text"
         upper = value.upper() if isinstance(value, str) else tuple(v.upper() for v in value)
         clause = Comparison(clause.entity, clause.key, clause.op, upper, clause.position)
     return _value_test(column, clause, params, numeric=False)

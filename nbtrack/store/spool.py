@@ -79,7 +79,7 @@ class Segment:
         frame = FRAME_HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
         with self._mutex:
             fd = self._fd if self._fd is not None else self._open()
-            start, path = self.size, self.folder / self.name
+            start, path = self.size, self._path()
             try:
                 view = memoryview(frame)
                 while view:
@@ -107,6 +107,11 @@ class Segment:
         self.history.append(name)
         return fd
 
+    def _path(self) -> Path:
+        """The open segment's file (``name`` is set whenever ``_fd`` is)."""
+        assert self.name is not None, "no segment is open"
+        return self.folder / self.name
+
     def _abandon(self, fd: int, good_size: int) -> None:
         """Cut a torn frame off and stop using this segment (it is merged like any other)."""
         with contextlib.suppress(OSError):  # else readers stop at the torn frame anyway
@@ -121,7 +126,7 @@ class Segment:
         with self._mutex:
             if self._fd is None or self.size < min_size or merged_offset < self.size:
                 return False
-            path = self.folder / self.name
+            path = self._path()
             self._close_fd()
             path.unlink(missing_ok=True)
             return True
@@ -131,7 +136,7 @@ class Segment:
         with self._mutex:
             if self._fd is None:
                 return
-            path, size = self.folder / self.name, self.size
+            path, size = self._path(), self.size
             self._close_fd()
             if remove_if_merged_to is not None and remove_if_merged_to >= size:
                 path.unlink(missing_ok=True)
