@@ -75,3 +75,9 @@ def test_negative_zero_keeps_its_sign_everywhere():
     assert math.copysign(1.0, latest) == -1.0
     assert math.copysign(1.0, frame["metrics.z"][0]) == -1.0
     assert math.copysign(1.0, history[0].value) == -1.0
+
+
+@pytest.mark.parametrize("key", [["a"], {"a": 1}, {"a"}])
+def test_an_unhashable_key_is_refused_by_name(key):
+    with nbtrack.start_run(), pytest.raises(InvalidValueError, match="key must be a string"):
+        nbtrack.log_metric(key, 1.0)

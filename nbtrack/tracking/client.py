@@ -184,12 +184,13 @@ class Client(RegistryClientMixin):
                 state = git.git_state(entry.folder)
             env_hash, env = environment.current_environment()
             self._store.add_environment(env_hash, env)
+        user = system.user()
         new = NewRun(
             run_id=run_id,
             experiment_id=str(experiment_id),
             run_name=check_text(str(run_name), "run name") if run_name
             else names.generate_run_name(),
-            user_id=system.user(),
+            user_id=user,
             start_time=start_time if start_time is not None else now_ms(),
             parent_run_id=parent_run_id,
             description=None if description is None
@@ -209,7 +210,7 @@ class Client(RegistryClientMixin):
             self.set_tags(run_id, tags)
         info = RunInfo(
             run_id=run_id, experiment_id=new.experiment_id, run_name=new.run_name,
-            user_id=new.user_id, status=RunStatus.RUNNING, start_time=new.start_time,
+            user_id=user, status=RunStatus.RUNNING, start_time=new.start_time,
             end_time=None, lifecycle_stage=LifecycleStage.ACTIVE,
             artifact_uri=str(self._store.artifact_root / run_id),
             parent_run_id=parent_run_id, description=new.description,
@@ -263,7 +264,7 @@ class Client(RegistryClientMixin):
         store = self._store
         if not store.is_known_run(run_id):
             store.ensure_run(run_id)
-        if key not in valid_keys:
+        if key.__class__ is not str or key not in valid_keys:  # str first: a list is unhashable
             check_key(key, "metric")
         if step is None:
             step = 0
@@ -285,8 +286,9 @@ class Client(RegistryClientMixin):
     def set_tags(self, run_id: str, tags: dict) -> None:
         """Set several tags."""
         self._store.ensure_run(run_id)
-        items = [(check_key(k, "tag"), check_text(str(v), f"value of tag {k!r}"))
-                 for k, v in tags.items()]
+        items: list[tuple[str, str | None]] = [
+            (check_key(k, "tag"), check_text(str(v), f"value of tag {k!r}"))
+            for k, v in tags.items()]
         self._store.set_tags(run_id, items)
 
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -375,8 +377,8 @@ class Client(RegistryClientMixin):
         """A page of runs as ``Run`` entities; ``.token`` fetches the next page."""
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
         runs, token = self._store.search_runs(
-            [str(i) for i in ids], filter_string, run_view_type, max_results, order_by,
-            page_token,
+            [str(i) for i in ids], filter_string, run_view_type, max_results,
+            [order_by] if isinstance(order_by, str) else order_by, page_token,
         )
         return PagedList(runs, token)
 
@@ -475,10 +477,12 @@ class Client(RegistryClientMixin):
         return self._store.get_environment(env_hash)
 
     def search_runs_frame(self, experiment_ids: list[str], filter_string: str | None,
-                          run_view_type: int, max_results: int, order_by: list[str] | None):
+                          run_view_type: int, max_results: int,
+                          order_by: str | list[str] | None):
         """The search as a pandas DataFrame with MLflow's columns."""
         return self._store.search_runs_frame(experiment_ids, filter_string, run_view_type,
-                                             max_results, order_by)
+                                             max_results,
+                                             [order_by] if isinstance(order_by, str) else order_by)
 
     def sql(self, query: str, parameters: list | None = None):
         """One read-only SELECT over the store's documented views, as a DataFrame."""

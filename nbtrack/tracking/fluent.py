@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterable
 
+from nbtrack.clock import now_ms
 from nbtrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
 from nbtrack.exceptions import NbtrackError, NotFoundError
 from nbtrack.tracking.client import Client
@@ -51,7 +52,7 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -66,7 +67,6 @@ class ActiveRun:
                     raise
                 # keep the user's exception on top; the values stay in memory and the spool
                 print(f"nbtrack: could not end run {self.run_id}: {end_error}", file=sys.stderr)
-        return False
 
 
 def set_experiment(experiment_name: str | None = None,
@@ -78,9 +78,11 @@ def set_experiment(experiment_name: str | None = None,
     if experiment_id is not None:
         experiment = client.get_experiment(str(experiment_id))
     else:
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is None or experiment.lifecycle_stage == LifecycleStage.ACTIVE:
-            experiment = client.get_or_create_experiment(experiment_name)
+        assert experiment_name is not None  # exactly one of the two was given
+        found = client.get_experiment_by_name(experiment_name)
+        if found is None or found.lifecycle_stage == LifecycleStage.ACTIVE:
+            found = client.get_or_create_experiment(experiment_name)
+        experiment = found
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise NbtrackError(
             f"Experiment {experiment.name!r} is deleted. Restore it with "
@@ -244,8 +246,9 @@ def log_metrics(metrics: dict, step: int | None = None, synchronous: bool | None
     from nbtrack.entities import Metric
 
     client, target = _target(run_id)
+    when = now_ms() if timestamp is None else timestamp
     client.log_batch(
-        target, metrics=[Metric(k, v, timestamp, step or 0) for k, v in metrics.items()]
+        target, metrics=[Metric(k, v, when, step or 0) for k, v in metrics.items()]
     )
     _written(client, synchronous)
 
@@ -341,7 +344,8 @@ def search_runs(
     client = current_client()
     ids = _experiment_ids(client, experiment_ids, experiment_names, search_all_experiments)
     if output_format == "list":
-        token, out = None, []
+        token: str | None = None
+        out: list[Run] = []
         while True:
             page = client.search_runs(ids, filter_string, run_view_type,
                                       min(max_results - len(out), 50_000), order_by, token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import random
 import re
+from typing import SupportsFloat, SupportsIndex, cast
 
 from nbtrack.exceptions import InvalidValueError
 
@@ -30,8 +31,11 @@ valid_keys: set[str] = set()
 
 def check_key(key: object, what: str) -> str:
     """Return ``key`` if it is a valid name for a param, metric or tag, or raise."""
-    if key in valid_keys:
-        return key  # type: ignore[return-value]
+    try:
+        if key in valid_keys:
+            return key
+    except TypeError:  # unhashable, so not a string: told below
+        pass
     if type(key) is str and len(key) <= MAX_KEY_LENGTH and _KEY.fullmatch(key) and ".." not in key:
         if len(valid_keys) < 100_000:
             valid_keys.add(key)
@@ -47,7 +51,7 @@ def check_key(key: object, what: str) -> str:
 def whole_number(key: str, what: str, value: object) -> int:
     """Return a metric's step or timestamp as an int that fits int64, or raise naming both."""
     try:
-        number = operator.index(value)  # int, bool, numpy integers
+        number = operator.index(cast("SupportsIndex", value))  # int, bool, numpy integers
     except TypeError:
         if not (isinstance(value, float) and value.is_integer()):
             raise InvalidValueError(
@@ -78,16 +82,16 @@ def check_text(value: str, what: str) -> str:
 
 def metric_value(key: str, value: object) -> float:
     """Return ``value`` as a float, or raise naming the metric and the type."""
-    kind = type(value)
-    if kind is float or kind is int:
+    if type(value) is float or type(value) is int:
         return float(value)
+    kind = type(value)
     if isinstance(value, (str, bytes)) or value is None:
         raise InvalidValueError(
             f"Metric {key!r} must be a number, got {kind.__name__} {value!r}. Log numbers "
             "(int, float, numpy scalars); log text as a tag or a param."
         )
     try:
-        return float(value)  # numpy scalars, Decimal, 0-d tensors
+        return float(cast("SupportsFloat", value))  # numpy scalars, Decimal, 0-d tensors
     except (TypeError, ValueError):
         raise InvalidValueError(
             f"Metric {key!r} must be a number, got {kind.__name__} {value!r}."

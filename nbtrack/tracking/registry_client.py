@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from nbtrack.entities import ModelVersion, RegisteredModel, check_stage
 from nbtrack.exceptions import NotFoundError
+
+if TYPE_CHECKING:
+    from nbtrack.store.registry_base import Backend
 
 SEARCH_MAX_RESULTS = 1000
 
 
 class RegistryClientMixin:
     """Registered models and their versions, stages, aliases, tags and audit history."""
+
+    _store: Backend
 
     # registered models ----------------------------------------------------------------------
     def create_registered_model(self, name: str, tags: dict | None = None,
@@ -189,7 +196,7 @@ class RegistryClientMixin:
         model_version = self.get_model_version(name, version)
         if not model_version.run_id:
             return {"model_version": model_version, "run": None}
-        run = self.get_run(model_version.run_id)
+        run = self._store.get_run(model_version.run_id)
         environment = self._store.get_environment(run.source.env_hash) \
             if run.source.env_hash else None
         return {

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from nbtrack.tracking.uri import get_tracking_uri
 
 if TYPE_CHECKING:
+    from nbtrack.models.model import ModelInfo
     from nbtrack.tracking.client import Client
 
 
@@ -31,7 +32,7 @@ class TrackingState:
         self.last_run_id: str | None = None
         self._client: tuple[str, Client] | None = None
         #: (run_id, sha256 of the serialized model) -> ModelInfo: a model is logged once per run
-        self.logged_models: dict[tuple[str, str], object] = {}
+        self.logged_models: dict[tuple[str, str], ModelInfo] = {}
 
     @property
     def active_runs(self) -> RunStack:
