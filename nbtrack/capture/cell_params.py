@@ -50,7 +50,8 @@ def literal_assignments(source: str) -> dict[str, object]:
             target, value_node = statement.targets[0], statement.value
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             target, value_node = statement.target, statement.value
-        if isinstance(target, ast.Name) and not target.id.startswith("_"):
+        if (isinstance(target, ast.Name) and not target.id.startswith("_")
+                and value_node is not None):
             try:
                 value = ast.literal_eval(value_node)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):

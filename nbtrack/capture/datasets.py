@@ -18,7 +18,7 @@ def dataframe_digest(frame) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([str(c) for c in frame.columns]).encode())
     digest.update(json.dumps([str(t) for t in frame.dtypes]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=True).values.tobytes())
+    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
     return digest.hexdigest()[:16]
 
 

@@ -36,9 +36,12 @@ def read_installed_packages() -> dict[str, str]:
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
         meta = dist.metadata  # parsed once: dist.version would parse it again
-        name = meta.get("Name")
+        # typeshed declares PackageMetadata.get only from Python 3.12, but the metadata has
+        # always been an email.message.Message, which has it
+        name = meta.get("Name")  # type: ignore[attr-defined]
         if name:
-            packages[name.lower().replace("_", "-")] = meta.get("Version")
+            version = meta.get("Version")  # type: ignore[attr-defined]
+            packages[name.lower().replace("_", "-")] = version
     return dict(sorted(packages.items()))
 
 
