@@ -214,3 +214,8 @@ def test_infer_signature_of_arrays_and_frames():
                           "d": pd.to_datetime(["2024-01-01", "2024-01-02"])})
     assert str(infer_signature(frame).inputs) == "a: long, b: string, c: boolean, d: datetime"
     assert infer_signature(frame).outputs is None
+
+
+def test_a_series_named_zero_gives_a_column_named_zero():
+    outputs = infer_signature(pd.DataFrame({"a": [1]}), pd.Series([1.0], name=0)).outputs
+    assert outputs.to_dict() == {"columns": [{"type": "double", "name": "0"}]}

@@ -98,7 +98,8 @@ def _schema_of(data) -> Schema:
         return Schema(columns=tuple(ColSpec(_dtype_type(t), str(n))
                                     for n, t in data.dtypes.items()))
     if isinstance(data, pd.Series):
-        return Schema(columns=(ColSpec(_dtype_type(data.dtype), data.name and str(data.name)),))
+        name = None if data.name is None else str(data.name)
+        return Schema(columns=(ColSpec(_dtype_type(data.dtype), name),))
     if isinstance(data, dict):
         return _schema_of(pd.DataFrame(data))
     array = np.asarray(data)

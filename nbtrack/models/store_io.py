@@ -36,13 +36,15 @@ def model_digest(data: bytes) -> str:
 
 def log_folder(client, run_id: str, folder: Path, model: Model, digest: str) -> ModelInfo:
     """Copy a finished model folder into the run's artifacts; record it; remove the folder."""
+    artifact_path = model.artifact_path
     try:
-        client.log_artifacts(run_id, folder, model.artifact_path)
+        assert artifact_path is not None, "a model being logged has its artifact path"
+        client.log_artifacts(run_id, folder, artifact_path)
     finally:
         remove_folder(folder)
     info = ModelInfo(
-        model_uri=f"runs:/{run_id}/{model.artifact_path}", run_id=run_id,
-        artifact_path=model.artifact_path, flavors=model.flavors, signature=model.signature,
+        model_uri=f"runs:/{run_id}/{artifact_path}", run_id=run_id,
+        artifact_path=artifact_path, flavors=model.flavors, signature=model.signature,
         model_uuid=model.model_uuid, utc_time_created=model.utc_time_created,
     )
     history = json.loads(client.get_run(run_id).data.tags.get(HISTORY_TAG, "[]"))
