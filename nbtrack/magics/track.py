@@ -8,6 +8,7 @@ import traceback
 from dataclasses import dataclass, replace
 
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
@@ -72,6 +73,11 @@ class TrackMagics(Magics):
         self._cell: tuple[str, int] | None = None  # the tracked cell now running
         self._experiment_set: str | None = None
 
+    @property
+    def _shell(self) -> InteractiveShell:
+        assert self.shell is not None, "magics run only once loaded into a shell"
+        return self.shell
+
     # where a run comes from ----------------------------------------------------------------
     def entry_point(self) -> EntryPoint | None:
         """Describe the notebook cell that starts a run now (installed as the provider).
@@ -79,14 +85,14 @@ class TrackMagics(Magics):
         Inside ``%%track`` the source is the tracked cell; for a plain ``start_run`` in a
         notebook it is the cell being run.
         """
-        path = notebook_path(self.shell.user_ns)
+        path = notebook_path(self._shell.user_ns)
         kind = "NOTEBOOK" if path else "INTERACTIVE"
         if not self.config_.capture:
             return EntryPoint(kind, path, capture=False)
         if self._cell is not None:
             source = self._cell[0]
         else:
-            history = self.shell.user_ns.get("In") or [None]
+            history = self._shell.user_ns.get("In") or [None]
             source = history[-1]
         return EntryPoint(kind, path, source, os.path.dirname(path) if path else os.getcwd())
 
@@ -96,8 +102,8 @@ class TrackMagics(Magics):
         ``In`` is appended before a cell runs in every IPython version, whereas when
         ``execution_count`` moves differs between versions.
         """
-        history = self.shell.user_ns.get("In")
-        return len(history) - 1 if history else self.shell.execution_count
+        history = self._shell.user_ns.get("In")
+        return len(history) - 1 if history else self._shell.execution_count
 
     # %%track ------------------------------------------------------------------------------
     @magic_arguments()
@@ -174,7 +180,8 @@ class TrackMagics(Magics):
             if autolog_here:
                 autolog.autolog(disable=True)
             self._after_cell(client, run_id, cell, params, metrics, args, capture)
-            if fluent.active_run() is not None and fluent.active_run().run_id == run_id:
+            active = fluent.active_run()
+            if active is not None and active.run_id == run_id:
                 fluent.end_run(status)
             try:  # the durability point: once the summary shows, the run survives a SIGKILL
                 client.sync()
@@ -190,9 +197,9 @@ class TrackMagics(Magics):
 
     def _after_cell(self, client, run_id, cell, params, metrics, args, capture) -> None:
         """Log what the options name; a bad value is reported, never fatal."""
-        namespace = self.shell.user_ns
+        namespace = self._shell.user_ns
         logged = client.logged_params(run_id)
-        transformed = self.shell.transform_cell(cell)  # once, for auto params and fingerprints
+        transformed = self._shell.transform_cell(cell)  # once, for auto params and fingerprints
         wanted: dict[str, object] = {}
         if self.config_.auto_params and not args.no_auto_params:
             found = literal_assignments(transformed)
@@ -227,7 +234,7 @@ class TrackMagics(Magics):
 
     def _fingerprint_frames(self, client, run_id: str, source: str) -> None:
         """Record the DataFrames the cell names as inputs, with content digests."""
-        namespace = self.shell.user_ns
+        namespace = self._shell.user_ns
         for name in referenced_names(source):
             value = namespace.get(name)
             if not (type(value).__module__.startswith("pandas") and hasattr(value, "columns")):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from nbtrack.tracking.autolog import log_new_params, patched, register
 
@@ -35,11 +36,12 @@ class AutologConfig:
 
 
 config = register(AutologConfig())
-_originals: dict[type, object] = {}
+#: estimator classes (untyped: scikit-learn has no type hints) -> the fit they had
+_originals: dict[type[Any], object] = {}
 
 
 @functools.cache
-def _estimator_classes() -> list[type]:
+def _estimator_classes() -> list[type[Any]]:
     from sklearn.utils import all_estimators
 
     owners = set()  # the classes that define the fit each estimator uses (e.g. BaseSearchCV)

@@ -228,7 +228,7 @@ def compare(experiment: str | list[str] | None = None, filter: str = "",
         if missing:
             raise NbtrackError(f"No experiment named {', '.join(map(repr, missing))}. See them "
                                "with nbtrack.search_experiments().")
-        ids = [e.experiment_id for e in found]
+        ids = [e.experiment_id for e in found if e is not None]  # none is, as checked
     else:
         ids = [fluent.default_experiment_id(client)]
         names = [client.get_experiment(ids[0]).name]

@@ -25,10 +25,10 @@ class RegistryWidget(anywidget.AnyWidget):
     _esm = STATIC / "registry.js"
     _css = STATIC / "registry.css"
 
-    models = traitlets.List().tag(sync=True)
+    models: traitlets.List[dict] = traitlets.List().tag(sync=True)
     selected_model = traitlets.Unicode("").tag(sync=True)
-    versions = traitlets.List().tag(sync=True)
-    history = traitlets.List().tag(sync=True)
+    versions: traitlets.List[dict] = traitlets.List().tag(sync=True)
+    history: traitlets.List[dict] = traitlets.List().tag(sync=True)
     require = traitlets.Unicode("").tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
     message_kind = traitlets.Unicode("").tag(sync=True)
