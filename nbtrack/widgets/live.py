@@ -106,7 +106,8 @@ class LiveChart(anywidget.AnyWidget):
     def __init__(self, client, run_id: str, run_name: str) -> None:
         super().__init__(run_name=run_name, layout=_shared_layout())
         self._client, self._run_id = client, run_id
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the points
+        self._push_lock = threading.Lock()  # one push at a time: the newest points go last
         self._points: dict[str, Series] = {}
         self._changed = False
         self._stop = threading.Event()
@@ -130,13 +131,20 @@ class LiveChart(anywidget.AnyWidget):
         self._push()
 
     def _push(self) -> None:
-        with self._lock:
-            if not self._changed:
-                return
-            self._changed = False
-            series = {k: {"step": list(s.steps), "value": list(s.values)}
-                      for k, s in sorted(self._points.items())}
-        self.series = series
+        """Send the points gathered so far, if any changed.
+
+        The poller, the spooler (the run's last write) and the cell's end all push, from three
+        threads. Gathering and sending happen under one lock, so a push that gathered older
+        points can never send them after a newer one.
+        """
+        with self._push_lock:
+            with self._lock:
+                if not self._changed:
+                    return
+                self._changed = False
+                series = {k: {"step": list(s.steps), "value": list(s.values)}
+                          for k, s in sorted(self._points.items())}
+            self.series = series
 
     def finish(self) -> None:
         """The cell ended: stop polling; the run's last write brings the final points."""

@@ -1,0 +1,75 @@
+"""The live chart's model without a front end: what it sends, whichever thread sends it."""
+
+import threading
+
+import traitlets
+
+from nbtrack.widgets.live import LiveChart
+
+
+class FakeClient:
+    """The Client methods a live chart uses; ``write`` hands rows over as a durable batch."""
+
+    def __init__(self) -> None:
+        self.listeners = []
+
+    def follow_writes(self, listener):
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
+
+    def write(self, rows) -> None:
+        for listener in list(self.listeners):
+            listener(rows)
+
+    def sync_soon(self) -> None:
+        pass
+
+    def has_unsynced(self) -> bool:
+        return False
+
+
+def _rows(steps):
+    return [("run", "loss", 1.0 / (s + 1), s, 0) for s in steps]
+
+
+class HeldChart(LiveChart):
+    """Polled only by the thread named ``held``, whose push is held after it gathered points."""
+
+    gathered = threading.Event()
+    release = threading.Event()
+
+    def poll(self) -> None:
+        if threading.current_thread().name == "held":  # not the process's poller thread
+            super().poll()
+
+    @traitlets.validate("series")
+    def _hold(self, proposal):
+        if threading.current_thread().name == "held":
+            HeldChart.gathered.set()
+            HeldChart.release.wait(10)
+        return proposal["value"]
+
+
+def test_a_push_that_was_overtaken_never_sends_older_points_last():
+    client = FakeClient()
+    chart = HeldChart(client, "run", "live")
+    try:
+        client.write(_rows(range(10)))
+        sent = []
+        chart.observe(lambda change: sent.append(len(change["new"]["loss"]["step"])), "series")
+        # the poller gathers ten points, then is held before it sends them
+        poller = threading.Thread(target=chart.poll, name="held")
+        poller.start()
+        assert HeldChart.gathered.wait(10)
+        client.write(_rows(range(10, 30)))
+        ending = threading.Thread(target=chart.finish)  # the cell ends with all 30 points
+        ending.start()
+        ending.join(0.5)  # it may send now, or wait for the held push
+        HeldChart.release.set()
+        poller.join(10)
+        ending.join(10)
+        assert sent and sent[-1] == 30  # the last update the front end gets has every point
+        assert len(chart.series["loss"]["step"]) == 30
+    finally:
+        HeldChart.release.set()
+        chart.close()
