@@ -8,7 +8,8 @@ Tried in order, first answer wins:
    JupyterLab and Notebook 7 make the notebook's path;
 4. ``JPY_SESSION_NAME`` in the environment: jupyter_server 2 sets it for the kernels it starts;
 5. the running Jupyter servers' ``/api/sessions``, matched against this kernel's connection file
-   (older servers), asked once per kernel with a short timeout.
+   (older servers). Their answer is kept for the kernel's life; a server that could not answer
+   within ``SERVER_TIMEOUT`` (a busy machine) is asked again at the next run.
 
 Headless runs through nbclient or papermill tell nothing unless the runner sets
 ``NBTRACK_NOTEBOOK_PATH`` (``nbtrack run`` does), so the path is then None.
@@ -20,6 +21,9 @@ import json
 import os
 import urllib.request
 from pathlib import Path
+
+#: seconds a server may take to answer; on a loaded machine a loopback request can take a while
+SERVER_TIMEOUT = 5.0
 
 _server_answer: dict[str, str | None] = {}
 
@@ -45,11 +49,13 @@ def _kernel_id() -> str | None:
     return name[len("kernel-"):] if name.startswith("kernel-") else None
 
 
-def _ask_servers(kernel_id: str, timeout: float = 0.5) -> str | None:
+def _ask_servers(kernel_id: str, timeout: float = SERVER_TIMEOUT) -> tuple[str | None, bool]:
+    """``(path, settled)``: settled is False when some server could not be asked."""
     try:
         from jupyter_server import serverapp
     except ImportError:
-        return None
+        return None, True
+    settled = True
     for server in serverapp.list_running_servers():
         url = server.get("url", "").rstrip("/") + "/api/sessions"
         request = urllib.request.Request(url)
@@ -59,12 +65,14 @@ def _ask_servers(kernel_id: str, timeout: float = 0.5) -> str | None:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
                 sessions = json.load(answer)
         except Exception:
+            settled = False
             continue
         for session in sessions:
             if session.get("kernel", {}).get("id") == kernel_id:
                 path = session.get("path") or session.get("notebook", {}).get("path")
-                return _as_notebook(path, server.get("root_dir") or server.get("notebook_dir"))
-    return None
+                root = server.get("root_dir") or server.get("notebook_dir")
+                return _as_notebook(path, root), True
+    return None, settled
 
 
 def notebook_path(user_ns: dict | None = None) -> str | None:
@@ -83,5 +91,8 @@ def notebook_path(user_ns: dict | None = None) -> str | None:
     if kernel_id is None:
         return None
     if kernel_id not in _server_answer:
-        _server_answer[kernel_id] = _ask_servers(kernel_id)
+        path, settled = _ask_servers(kernel_id)
+        if not settled:
+            return path
+        _server_answer[kernel_id] = path
     return _server_answer[kernel_id]
