@@ -291,13 +291,20 @@ class WritePath:
         self._merger.wake()
 
     def _merge_in_background(self) -> None:
+        """Merge if the store is free right now; never queue for it.
+
+        With many writers, queueing would pass the file from process to process all the time
+        (each open and close of DuckDB costs milliseconds) and make readers wait behind them.
+        The values are durable already, whoever holds the store may merge them, and every read
+        merges first.
+        """
         if not self.has_unmerged():
             return
         try:
-            with self.connection.use(timeout=2.0) as conn:
+            with self.connection.use(timeout=0.0) as conn:
                 self.merge(conn)
         except StoreBusyError:
-            return  # the values are durable; another process merges them, or we do later
+            return
 
     # lifecycle ----------------------------------------------------------------------------
     def close(self, merge_timeout: float) -> None:
