@@ -7,8 +7,10 @@ the parallel-coordinates plot is brushed. A screenshot is saved under ``test-scr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -56,9 +58,17 @@ def lab(tmp_path, front_end):
 
 @pytest.fixture
 def page(lab, front_end, notebook):
-    """A Chromium page on the example notebook (``page.lab`` is the server)."""
+    """A Chromium page on the example notebook (``page.lab`` is the server).
+
+    The notebook's kernel is started through the server before the page opens, and the page
+    connects to it. Left to start one itself, the front end asks "Select Kernel" in a dialog
+    whenever the kernel specs are slower to load than the sessions (a busy machine).
+    """
     from playwright.sync_api import sync_playwright
 
+    spec = json.loads((lab.root / notebook).read_text())["metadata"]["kernelspec"]["name"]
+    session = lab.api("/api/sessions", {"path": notebook, "name": notebook, "type": "notebook",
+                                        "kernel": {"name": spec}})
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=["--no-sandbox", "--disable-gpu"])
@@ -66,6 +76,7 @@ def page(lab, front_end, notebook):
         context.set_default_timeout(60_000)
         context.goto(f"{lab.url}{FRONT_ENDS[front_end][1]}{notebook}?token={lab.token}")
         context.lab = lab
+        context.kernel_id = session["kernel"]["id"]
         context.store = tmp_path_store(lab)
         yield context
         SCREENSHOTS.mkdir(exist_ok=True)  # the page as the test left it: first stop on a failure
@@ -102,11 +113,15 @@ def test_compare_widget_in_the_browser(page, front_end):
     assert ascending == sorted(ascending) and len(ascending) > 10
 
     # clicking the header cycles: default order, then descending (DuckDB in the kernel sorts)
+    answered = int(widget.get_attribute("data-table-version") or 0)
     header.click()
     page.wait_for_function(ARROW_GONE)
     header.click()
     page.wait_for_function(ARROW_DOWN)
-    page.wait_for_timeout(300)
+    # the arrow changes at the click; the rows come when the kernel has answered both clicks
+    page.wait_for_function(
+        "n => Number(document.querySelector('.nbtrack-compare').dataset.tableVersion) >= n",
+        arg=answered + 2)
     descending = _rmse_column(page)
     assert descending == sorted(descending, reverse=True)
     assert descending[0] > ascending[0]
@@ -154,22 +169,26 @@ _STARTED = ("() => [...document.querySelectorAll('.jp-InputPrompt')]"
             ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))")
 
 
-def _run_all(page) -> None:
-    """Run every cell; if the run did not start (the page was still settling), ask once more."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+def _wait_for_the_kernel_connection(page, timeout: float = 60) -> None:
+    """Wait until the page is connected to its kernel (the server counts its websocket).
 
+    The toolbar's execution indicator says idle before the page has any kernel at all, so it
+    cannot tell; cells run before the connection exists are not run.
+    """
+    deadline = time.monotonic() + timeout
+    while page.lab.api(f"/api/kernels/{page.kernel_id}")["connections"] < 1:
+        assert time.monotonic() < deadline, "the page did not connect to its kernel"
+        page.wait_for_timeout(200)
+
+
+def _run_all(page) -> None:
+    """Run every cell once the page is connected to its kernel."""
     page.wait_for_selector(".jp-Notebook", state="visible")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-    for attempt in range(2):
-        page.locator(".jp-Notebook").first.click()
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        try:
-            page.wait_for_function(_STARTED, timeout=30_000)
-            return
-        except PlaywrightTimeout:
-            if attempt:
-                raise
+    _wait_for_the_kernel_connection(page)
+    page.locator(".jp-Notebook").first.click()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.wait_for_function(_STARTED)
 
 
 @pytest.mark.parametrize(("front_end", "notebook"), [("jupyterlab", "registry.ipynb")])
