@@ -71,7 +71,14 @@ def autolog(disable: bool = False, log_models: bool = True, log_input_examples: 
                   log_input_examples=log_input_examples, silent=silent)
 
 
-_LAZY_MODULES = ("models", "promotion", "pyfunc", "sklearn")
+#: attribute -> module, imported on first use (``nbtrack.promotion.PromotionRefused`` works)
+_LAZY_MODULES = {
+    "models": "nbtrack.models",
+    "promotion": "nbtrack.tracking.promotion",
+    "pyfunc": "nbtrack.pyfunc",
+    "sklearn": "nbtrack.sklearn",
+    "xgboost": "nbtrack.xgboost",
+}
 
 
 def __getattr__(name: str):
@@ -91,7 +98,7 @@ def __getattr__(name: str):
     if name in _LAZY_MODULES:
         import importlib
 
-        return importlib.import_module(f"nbtrack.{name}")
+        return importlib.import_module(_LAZY_MODULES[name])
     raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")
 
 

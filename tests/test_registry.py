@@ -215,3 +215,10 @@ def test_requirements_are_parsed_not_evaluated():
     for bad in ("rmse <= current", "metrics.rmse <= __import__('os')", "metrics.rmse ~ 1"):
         with pytest.raises(InvalidValueError, match="Cannot read the requirement"):
             parse_requirement(bad)
+
+
+def test_public_module_paths_still_resolve():
+    import nbtrack.tracking.promotion as promotion
+
+    assert nbtrack.promotion.PromotionRefused is promotion.PromotionRefused
+    assert nbtrack.xgboost.autolog is not None and nbtrack.sklearn.log_model is not None
