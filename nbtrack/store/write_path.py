@@ -2,10 +2,12 @@
 
 1. A ``log_*`` call appends to ``PendingWrites`` in memory: no I/O, no lock.
 2. The *spooler* thread appends what is pending to this process's spool segment within
-   ``NBTRACK_SPOOL_DELAY`` seconds (default 0.05) and ``fdatasync``s it. That is the durability
-   point: from then on the value survives the death of the process (SIGKILL, OOM) and of the
-   machine. It never waits for the store lock, so other processes cannot delay it. A run's
-   creation and end, ``synchronous=True`` and ``sync()`` reach it before they return.
+   ``NBTRACK_SPOOL_DELAY`` seconds (default 0.05). That is the durability point: from then on
+   the value survives the death of the process (SIGKILL, OOM, a crash). It never waits for the
+   store lock, so other processes cannot delay it, nor for the disk: the merger thread
+   ``fdatasync``s the segment every second, after which the value survives a power cut too.
+   A run's creation and end, ``synchronous=True`` and ``sync()`` are written and synced to
+   the disk before they return.
 3. The *merger* thread merges spool segments into the DuckDB file every
    ``NBTRACK_FLUSH_INTERVAL`` seconds (default 1) when the store lock can be had
    (``nbtrack.store.merge``). Every read merges first, under the same lock, so a process reads
@@ -115,14 +117,15 @@ class WritePath:
         self._spooler.now()
 
     def sync(self) -> None:
-        """Make everything logged so far durable in the spool, in this thread.
+        """Make everything logged so far durable in the spool, on the disk itself, now.
 
         Raises:
             WriteError: the spool could not be written; the values stay in memory.
 
         """
         try:
-            self._spool_pending()
+            self._spool_pending(to_disk=True)
+            self.segment.sync_to_disk()  # frames the spooler wrote before this call
         except spool.SpoolWriteError as exc:
             raise WriteError(
                 f"nbtrack could not make logged values durable: {exc}. They are kept in memory "
@@ -130,9 +133,11 @@ class WritePath:
             ) from exc
 
     def _spool_in_background(self) -> None:
-        self._spool_pending()
+        # written, not synced: safe from the death of this process at once; the merger syncs
+        # to the disk itself every second, so a slow disk never holds up the next frame
+        self._spool_pending(to_disk=False)
 
-    def _spool_pending(self) -> None:
+    def _spool_pending(self, to_disk: bool) -> None:
         with self._spool_lock:
             if not len(self.pending):
                 return
@@ -140,7 +145,7 @@ class WritePath:
                 batch = self._in_flight = self.pending.take()
             try:
                 payload, batch, table = self._encode(batch)
-                self.segment.append(payload)
+                self.segment.append(payload, sync=to_disk)
                 latest = (frames.latest_by_key(table) if table is not None
                           else frames.latest_of_rows(batch.metrics))
             except BaseException:
@@ -298,6 +303,7 @@ class WritePath:
         The values are durable already, whoever holds the store may merge them, and every read
         merges first.
         """
+        self.segment.sync_to_disk()
         if not self.has_unmerged():
             return
         try:
