@@ -5,13 +5,18 @@ from __future__ import annotations
 import ast
 
 
-def run_cell_body(shell, source: str, cell_id: str) -> None:
+def run_cell_body(shell, source: str, number: int, offset: int = 1) -> None:
     """Execute ``source`` in ``shell``'s namespace; display its last expression as ``Out[n]``.
 
     IPython syntax inside the cell (``!ls``, ``%time``) is transformed first, exactly as in a
-    plain cell. Exceptions propagate unchanged to the caller.
+    plain cell. The code is registered with IPython's compiler cache under cell ``number``, so a
+    traceback shows its lines as ``Cell In[n], line k``; ``offset`` blank lines go first so that
+    ``k`` counts lines as the notebook shows them (the ``%%track`` line is line 1). Exceptions
+    propagate unchanged to the caller.
     """
-    code = shell.transform_cell(source)
+    __tracebackhide__ = True
+    code = "\n" * offset + shell.transform_cell(source)
+    cell_id = shell.compile.cache(code, number, raw_code="\n" * offset + source)
     tree = shell.compile.ast_parse(code, filename=cell_id)
     tree = shell.transform_ast(tree)
     last = None

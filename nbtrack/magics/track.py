@@ -133,6 +133,7 @@ class TrackMagics(Magics):
         on interrupt; values logged before a failure are kept. Literal assignments at the top
         of the cell (``alpha = 0.1``) are logged as params unless --no-auto-params.
         """
+        __tracebackhide__ = True
         args = parse_argstring(self.track, line)
         params, metrics = _names(args.params, "--params"), _names(args.metrics, "--metrics")
         tags = _tags(args.tags)
@@ -166,7 +167,7 @@ class TrackMagics(Magics):
         try:
             if autolog_here:
                 autolog.autolog(silent=False)
-            run_cell_body(self.shell, cell, f"<tracked cell [{count}]>")
+            run_cell_body(self.shell, cell, count)
         except KeyboardInterrupt:
             status = RunStatus.KILLED
             raise

@@ -1,7 +1,8 @@
 """``nbtrack run``: execute a notebook headless with parameters, as one tracked parent run.
 
-Parameters are injected papermill-style, in a new cell after the cell tagged ``parameters``
-(or at the top when there is none). The kernel inherits the store, the experiment, the notebook's
+Parameters are injected papermill-style, in a new cell after the cell tagged ``parameters``.
+A notebook without that cell is refused unless ``inject_at_top`` (its own assignments would
+silently override the values). The kernel inherits the store, the experiment, the notebook's
 path and the parent run's id, so the runs of its ``%%track`` cells nest under the parent; a
 notebook without ``%%track`` cells logs into the parent run itself.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +20,62 @@ import nbtrack
 from nbtrack.capture.entry_point import EntryPoint, set_notebook_provider
 from nbtrack.exceptions import InvalidValueError, NbtrackError
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_CELL_FRAME = re.compile(r"^\s*Cell In\[\d+\], line (\d+)")
+_ARROW = re.compile(r"^-+>\s*\d+\s?(.*)$")
+
 
 @dataclass(frozen=True)
 class NotebookResult:
-    """What ``run_notebook`` did: the parent run, and the failing cell if any."""
+    """What ``run_notebook`` did: the parent run, and the failing cell if any.
+
+    ``failed_cell`` counts the cells of the user's notebook from 1 (markdown included, the
+    injected parameters left out); ``failed_code_cell`` counts only its code cells.
+    """
 
     run_id: str
     status: str
     failed_cell: int | None = None
-    error: str | None = None
+    error: str | None = None  # "ValueError: boom"
+    failed_code_cell: int | None = None
+    source_line: str | None = None  # the failing line of the cell's source, if known
+
+    def describe_failure(self) -> str:
+        """``in cell 5 (code cell 3):`` then the failing line and ``Type: message``."""
+        where = "in a cell"
+        if self.failed_cell is not None:
+            where = f"in cell {self.failed_cell} (code cell {self.failed_code_cell})"
+        lines = [f"{where}:"]
+        if self.source_line:
+            lines.append(f"    {self.source_line.strip()}")
+        lines.append(self.error or "the kernel stopped")
+        return "\n".join(lines)
+
+
+def failing_line(traceback: list[str]) -> str | None:
+    """The line of the cell's source where an IPython traceback says the error happened.
+
+    The last frame in a notebook cell wins (an error in a function that the cell defines points
+    into that function); a SyntaxError shows the line under its header.
+    """
+    lines = [ANSI.sub("", part) for text in traceback for part in text.splitlines()]
+    found = None
+    for index, line in enumerate(lines):
+        if not _CELL_FRAME.match(line):
+            continue
+        block = []
+        for following in lines[index + 1:]:
+            if not following.strip() or _CELL_FRAME.match(following):
+                break
+            block.append(following)
+        arrows = [m.group(1) for m in (_ARROW.match(b.strip()) for b in block) if m]
+        if arrows:
+            found = arrows[0]
+        elif block:  # a SyntaxError: the source line, then the caret
+            found = block[0]
+    if found and "run_cell_magic(" in found:
+        return None
+    return found.rstrip() if found else None
 
 
 def parse_parameters(items: list[str]) -> dict[str, object]:
@@ -49,19 +98,27 @@ def parse_parameters(items: list[str]) -> dict[str, object]:
     return params
 
 
+def parameters_cell(nb) -> int | None:
+    """The index of the cell tagged ``parameters``, if any."""
+    for index, existing in enumerate(nb.cells):
+        if "parameters" in existing.get("metadata", {}).get("tags", []):
+            return index
+    return None
+
+
 def inject_parameters(nb, params: dict[str, object]) -> int:
-    """Insert a cell assigning ``params`` after the ``parameters`` cell; return its index."""
+    """Insert a cell assigning ``params`` after the ``parameters`` cell (else first).
+
+    Returns the new cell's index.
+    """
     import nbformat
 
     source = "# Parameters injected by nbtrack run\n" + "".join(
         f"{name} = {value!r}\n" for name, value in params.items()
     )
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
-    position = 0
-    for index, existing in enumerate(nb.cells):
-        if "parameters" in existing.get("metadata", {}).get("tags", []):
-            position = index + 1
-            break
+    tagged = parameters_cell(nb)
+    position = 0 if tagged is None else tagged + 1
     nb.cells.insert(position, cell)
     return position
 
@@ -74,8 +131,12 @@ def _has_tracked_cells(nb) -> bool:
 def run_notebook(path: str | os.PathLike, params: dict[str, object],
                  experiment: str | None = None, kernel_name: str = "python3",
                  timeout: int = 3600, output: str | os.PathLike | None = None,
-                 progress: bool = True) -> NotebookResult:
-    """Execute a notebook headless as a parent run; return what happened."""
+                 progress: bool = True, inject_at_top: bool = False) -> NotebookResult:
+    """Execute a notebook headless as a parent run; return what happened.
+
+    ``params`` go into a new cell after the cell tagged ``parameters``; a notebook without one
+    is refused unless ``inject_at_top``, as papermill does.
+    """
     try:
         import nbformat
         from nbclient import NotebookClient
@@ -89,8 +150,16 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
     if not notebook.is_file():
         raise NbtrackError(f"No notebook at {str(path)!r}. Give the path of an .ipynb file.")
     nb = nbformat.read(notebook, as_version=4)
+    injected = None
     if params:
-        inject_parameters(nb, params)
+        if parameters_cell(nb) is None and not inject_at_top:
+            raise NbtrackError(
+                f"{notebook.name} has no cell tagged 'parameters', so -p values would go in at "
+                "the top and the notebook's own assignments would silently override them. Tag "
+                "the cell that sets the defaults 'parameters' (JupyterLab: the property "
+                "inspector, gear icon; Notebook 7: View > Cell toolbar > Tags), or pass "
+                "--inject-at-top.")
+        injected = inject_parameters(nb, params)
     if experiment:
         nbtrack.set_experiment(experiment)
     set_notebook_provider(lambda: EntryPoint("NOTEBOOK", str(notebook),
@@ -119,14 +188,13 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
     )
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # the kernel inherits these
-    failed, error, status = None, None, "FINISHED"
+    failure: dict = {}
+    status = "FINISHED"
     try:
         runner.execute()
     except CellExecutionError as exc:
         status = "FAILED"
-        failed = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code" and any(
-            o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        failure = _failure(nb, injected, exc)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -145,4 +213,22 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
             nbformat.write(nb, output)
         nbtrack.end_run(status)
         client.flush()
-    return NotebookResult(run_id, status, failed, error)
+    return NotebookResult(run_id, status, **failure)
+
+
+def _failure(nb, injected: int | None, exc) -> dict:
+    """Where and how the notebook failed, numbered as the user's notebook numbers its cells."""
+    error = f"{exc.ename}: {exc.evalue}" if exc.ename else str(exc).strip().splitlines()[-1]
+    code_seen = 0
+    for index, cell in enumerate(nb.cells):
+        if index == injected:
+            continue
+        if cell.cell_type != "code":
+            continue
+        code_seen += 1
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            position = index + 1 - (1 if injected is not None and index > injected else 0)
+            return {"failed_cell": position, "failed_code_cell": code_seen, "error": error,
+                    "source_line": failing_line(errors[0].get("traceback", []))}
+    return {"error": error}
