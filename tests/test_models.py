@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import nbtrack
@@ -43,21 +44,27 @@ def test_sklearn_log_model_writes_a_complete_folder(taxi):
     assert info.model_uri == f"runs:/{run.run_id}/model"
     folder = nbtrack.Client().artifact_path(run.run_id) / "model"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "MLmodel", "input_example.json", "model.pkl", "requirements.txt"]
-    meta = json.loads((folder / "MLmodel").read_text())
+        "MLmodel", "conda.yaml", "input_example.json", "model.pkl", "nbtrack-manifest.json",
+        "python_env.yaml", "requirements.txt"]
+    meta = yaml.safe_load((folder / "MLmodel").read_text())
     assert set(meta["flavors"]) == {"sklearn", "python_function"}
     assert meta["run_id"] == run.run_id and meta["nbtrack_version"] == nbtrack.__version__
     assert meta["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}." \
                                      f"{sys.version_info.micro}"
     assert meta["utc_time_created"]
-    assert meta["signature"]["inputs"] == {"columns": [
-        {"type": "double", "name": "distance"}, {"type": "long", "name": "hour"}]}
-    assert meta["signature"]["outputs"]["tensor"]["dtype"] == "float64"
-    assert set(meta["files"]) == {"input_example.json", "model.pkl", "requirements.txt"}
+    assert json.loads(meta["signature"]["inputs"]) == [
+        {"type": "double", "name": "distance", "required": True},
+        {"type": "long", "name": "hour", "required": True}]
+    assert json.loads(meta["signature"]["outputs"])[0]["tensor-spec"]["dtype"] == "float64"
+    assert meta["flavors"]["python_function"]["loader_module"] == "nbtrack.sklearn"
+    manifest = json.loads((folder / "nbtrack-manifest.json").read_text())["files"]
+    assert set(manifest) == {"MLmodel", "conda.yaml", "input_example.json", "model.pkl",
+                             "python_env.yaml", "requirements.txt"}
     # requirements: exactly the packages the pickle refers to, pinned
     requirements = (folder / "requirements.txt").read_text().split()
     import sklearn
-    assert requirements == [f"numpy=={np.__version__}", f"scikit-learn=={sklearn.__version__}"]
+    assert requirements == [f"numpy=={np.__version__}", f"scikit-learn=={sklearn.__version__}",
+                            f"nbtrack=={nbtrack.__version__}"]
     example = json.loads((folder / "input_example.json").read_text())
     assert example["columns"] == ["distance", "hour"] and len(example["data"]) == 5
     history = json.loads(nbtrack.get_run(run.run_id).data.tags["nbtrack.log-model.history"])
@@ -83,7 +90,7 @@ def test_load_by_every_uri_form(taxi, tmp_path):
 def test_bad_uris_say_what_to_give(taxi):
     with pytest.raises(NbtrackError, match="runs:/<run_id>/<path>"):
         nbtrack.pyfunc.load_model("runs:/only-an-id")
-    with pytest.raises(NotFoundError, match="No run"):
+    with pytest.raises(NotFoundError, match=r"No run|not found"):
         nbtrack.pyfunc.load_model("runs:/nope/model")
     with nbtrack.start_run() as run:
         nbtrack.log_param("a", 1)

@@ -1,12 +1,20 @@
 """A saved model: a folder with an ``MLmodel`` file, the serialized model and its context.
 
-Layout (as MLflow's, so the folder reads familiar)::
+The folder is an MLflow model, so MLflow's ``mlflow.pyfunc.load_model`` and MLflow-format
+model servers load it too::
 
-    MLmodel              metadata, as JSON (which is also YAML): flavors, versions, time,
-                         run id, signature, and the sha256 of every other file
-    model.pkl            the model (the flavor decides the file and format)
-    requirements.txt     the packages it needs, pinned
-    input_example.json   a few rows of input
+    MLmodel                metadata, as YAML in MLflow's layout: flavors (always
+                           ``python_function`` with its ``loader_module``), versions, time,
+                           run id, signature
+    model.pkl              the model (the flavor decides the file and format)
+    requirements.txt       the packages it needs, pinned
+    conda.yaml             the same, as a conda environment
+    python_env.yaml        the same, as MLflow's virtualenv description
+    input_example.json     a few rows of input
+    nbtrack-manifest.json  the sha256 of every other file, checked at every load
+
+Models written by older nbtrack versions (``MLmodel`` as JSON holding ``files``) and models
+written by MLflow (no manifest) load too.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ from pathlib import Path
 from nbtrack._version import __version__
 from nbtrack.artifacts import file_sha256
 from nbtrack.exceptions import ModelIntegrityError, NbtrackError, NotFoundError
+from nbtrack.models import env_files
 from nbtrack.models.signature import ModelSignature, infer_signature
 
 MLMODEL = "MLmodel"
-REQUIREMENTS = "requirements.txt"
+MANIFEST = "nbtrack-manifest.json"
+REQUIREMENTS = env_files.REQUIREMENTS
 INPUT_EXAMPLE = "input_example.json"
 EXAMPLE_ROWS = 5
 
@@ -41,15 +51,16 @@ class Model:
     model_uuid: str = field(default_factory=lambda: uuid.uuid4().hex)
     utc_time_created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    nbtrack_version: str = __version__
-    python_version: str = platform.python_version()
+    nbtrack_version: str | None = __version__
+    python_version: str = field(default_factory=platform.python_version)
     signature: ModelSignature | None = None
     saved_input_example: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
 
     def to_dict(self) -> dict:
-        data = dict(self.__dict__)
-        data["signature"] = self.signature.to_dict() if self.signature else None
+        """The ``MLmodel`` contents: MLflow's keys, the signature in MLflow's form."""
+        data = {k: v for k, v in self.__dict__.items() if k != "files" and v is not None}
+        data["signature"] = self.signature.to_mlflow() if self.signature else None
         return data
 
     @classmethod
@@ -61,12 +72,24 @@ class Model:
                 f"{folder} is not a saved model: it has no {MLMODEL} file. Give the folder "
                 "that log_model or save_model wrote, e.g. runs:/<run_id>/model."
             )
+        import yaml  # YAML reads JSON too: MLmodel files of older nbtrack versions
+
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise NbtrackError(f"{path} is not an nbtrack model file ({exc}).") from None
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise NbtrackError(f"{path} is not a model file ({exc}).") from None
+        if not isinstance(data, dict) or not isinstance(data.get("flavors"), dict):
+            raise NbtrackError(f"{path} is not a model file: it has no flavors.")
         signature = data.pop("signature", None)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("utc_time_created", "model_uuid"):
+            if key in known:
+                known[key] = str(known[key])
+        if "nbtrack_version" not in data:
+            known["nbtrack_version"] = None  # written by MLflow
+        manifest = Path(folder) / MANIFEST
+        if manifest.is_file():
+            known["files"] = json.loads(manifest.read_text())["files"]
         return cls(**known, signature=ModelSignature.from_dict(signature) if signature else None)
 
     def flavor(self, name: str, folder: str | Path) -> dict:
@@ -81,7 +104,15 @@ class Model:
 
 
 def verify_files(folder: Path, model: Model) -> None:
-    """Check every file listed in ``MLmodel`` still has the sha256 it was saved with."""
+    """Check every file in the manifest still has the sha256 it was saved with.
+
+    A model nbtrack wrote without its manifest is refused; a model MLflow wrote has none.
+    """
+    if model.nbtrack_version is not None and not model.files:
+        raise ModelIntegrityError(
+            f"The model in {folder} lacks its {MANIFEST}, which holds the sha256 of its files; "
+            "refusing to load it unchecked. Log the model again."
+        )
     for relative, expected in model.files.items():
         path = folder / relative
         if not path.is_file():
@@ -138,12 +169,20 @@ def finish_folder(folder: Path, model: Model, *, input_example=None, signature=N
                     output = None
             signature = infer_signature(example, output)
     model.signature = signature
-    (folder / REQUIREMENTS).write_text("\n".join(requirements or []) + "\n")
+    pins = [*(requirements or []), *env_files.own_requirement(requirements or [])]
+    env_files.write(folder, pins, model.python_version)
+    pyfunc = model.flavors.get("python_function")
+    if pyfunc is not None:
+        pyfunc.setdefault("python_version", model.python_version)
+        pyfunc.setdefault("env", dict(env_files.ENV))
+    import yaml
+
+    (folder / MLMODEL).write_text(yaml.safe_dump(model.to_dict(), default_flow_style=False))
     model.files = {
         p.relative_to(folder).as_posix(): file_sha256(p)
-        for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MLMODEL
+        for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST
     }
-    (folder / MLMODEL).write_text(json.dumps(model.to_dict(), indent=2) + "\n")
+    (folder / MANIFEST).write_text(json.dumps({"files": model.files}, indent=1) + "\n")
     return model
 
 

@@ -7,6 +7,7 @@ named before the model sees the data.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 from nbtrack.exceptions import SchemaMismatchError
@@ -18,6 +19,8 @@ _KIND_TYPES = {"b": "boolean", "i": "long", "u": "long", "f": "double", "M": "da
 _WIDENS_TO = {"long": {"double"}, "integer": {"long", "double"}, "float": {"double"},
               "boolean": set(), "double": set(), "string": set(), "datetime": set(),
               "binary": set()}
+#: MLflow's types nbtrack checks; any other (arrays, objects, maps) is taken as it comes
+ANY = "any"
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,36 @@ class Schema:
         return {"columns": [asdict(c) for c in self.columns]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Schema:
+    def from_dict(cls, data: dict | list | str) -> Schema:
+        """Read nbtrack's form (``{"columns": ...}``) or MLflow's (a JSON list of specs)."""
+        if isinstance(data, str):
+            data = json.loads(data)
+        if isinstance(data, list):
+            return cls.from_mlflow(data)
+        assert isinstance(data, dict), "a schema is a dict, a list or JSON text"
         if "tensor" in data:
             return cls(tensor=TensorSpec(data["tensor"]["dtype"], tuple(data["tensor"]["shape"])))
         return cls(columns=tuple(ColSpec(c["type"], c.get("name")) for c in data["columns"]))
+
+    @classmethod
+    def from_mlflow(cls, specs: list) -> Schema:
+        """MLflow's list of column or tensor specs."""
+        for spec in specs:
+            if spec.get("type") == "tensor":
+                tensor = spec["tensor-spec"]
+                return cls(tensor=TensorSpec(str(tensor["dtype"]), tuple(tensor["shape"])))
+        return cls(columns=tuple(
+            ColSpec(s["type"] if s.get("type") in _WIDENS_TO else ANY,
+                    None if s.get("name") is None else str(s["name"]))
+            for s in specs))
+
+    def to_mlflow(self) -> str:
+        """MLflow's form: a JSON list of column specs, or of one tensor spec."""
+        if self.tensor is not None:
+            return json.dumps([{"type": "tensor", "tensor-spec": {
+                "dtype": self.tensor.dtype, "shape": list(self.tensor.shape)}}])
+        return json.dumps([{"type": c.type, **({"name": c.name} if c.name is not None else {}),
+                            "required": True} for c in self.columns])
 
     def __str__(self) -> str:
         if self.tensor is not None:
@@ -72,8 +101,15 @@ class ModelSignature:
         return {"inputs": self.inputs.to_dict(),
                 "outputs": self.outputs.to_dict() if self.outputs else None}
 
+    def to_mlflow(self) -> dict:
+        """The signature as MLflow writes it in ``MLmodel``: each schema as a JSON string."""
+        return {"inputs": self.inputs.to_mlflow(),
+                "outputs": self.outputs.to_mlflow() if self.outputs else None,
+                "params": None}
+
     @classmethod
     def from_dict(cls, data: dict) -> ModelSignature:
+        """Read a signature in nbtrack's form or in MLflow's."""
         outputs = data.get("outputs")
         return cls(Schema.from_dict(data["inputs"]), Schema.from_dict(outputs) if outputs else None)
 
@@ -116,7 +152,7 @@ def infer_signature(model_input, model_output=None) -> ModelSignature:
 
 def _check_column(spec: ColSpec, series) -> None:
     actual = _dtype_type(series.dtype)
-    if actual == spec.type or spec.type in _WIDENS_TO.get(actual, set()):
+    if spec.type == ANY or actual == spec.type or spec.type in _WIDENS_TO.get(actual, set()):
         return
     if spec.type in ("integer", "long") and actual == "double" and series.notna().all() \
             and (series % 1 == 0).all():

@@ -54,6 +54,14 @@ def local_folder(text: str) -> Path:
     return Path(text.removeprefix("file://")).expanduser().resolve()
 
 
+def checked_folder(path: str | Path) -> tuple[Path, Model]:
+    """A local model folder and its ``MLmodel``, after the sha256 check of its manifest."""
+    folder = local_folder(str(path))
+    model = Model.load(folder)
+    verify_files(folder, model)
+    return folder, model
+
+
 def resolve(model_uri: str | Path, client, _depth: int = 0) -> tuple[Path, Model]:
     """The local folder of a model URI and its ``MLmodel``, after the integrity checks.
 
@@ -83,7 +91,5 @@ def resolve(model_uri: str | Path, client, _depth: int = 0) -> tuple[Path, Model
             "local folder written by save_model."
         )
     else:
-        folder = local_folder(text)
-    model = Model.load(folder)
-    verify_files(folder, model)
-    return folder, model
+        return checked_folder(text)
+    return checked_folder(folder)

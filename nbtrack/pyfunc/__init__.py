@@ -153,8 +153,8 @@ def log_model(name: str | None = None, python_model: PythonModel | None = None,
     return store_io.log_folder(client, run_id, folder, model, digest)
 
 
-def _load_pyfunc(folder: Path, conf: dict):
-    """The pyfunc loader of custom models: unpickle, then load the context."""
+def load_pyfunc(folder: Path, conf: dict):
+    """The pyfunc of a checked custom-model folder: unpickle, then load the context."""
     import pickle
 
     with open(folder / conf["python_model"], "rb") as fh:
@@ -164,13 +164,39 @@ def _load_pyfunc(folder: Path, conf: dict):
     return _CustomModel(python_model, context)
 
 
+def _load_pyfunc(path, model_config=None):
+    """The loader ``MLmodel`` files name (``loader_module: nbtrack.pyfunc``).
+
+    MLflow's ``mlflow.pyfunc.load_model`` calls it with the model's folder; the folder is
+    checked against its sha256 manifest before anything is unpickled.
+    """
+    folder, model = uris.checked_folder(path)
+    return load_pyfunc(folder, model.flavor(FLAVOR, folder))
+
+
+#: loader modules of MLmodel files -> the nbtrack module whose ``load_pyfunc`` loads them
+LOADERS = {"nbtrack.sklearn": "nbtrack.sklearn", "mlflow.sklearn": "nbtrack.sklearn",
+           "nbtrack.xgboost": "nbtrack.xgboost", "mlflow.xgboost": "nbtrack.xgboost",
+           "nbtrack.pyfunc": "nbtrack.pyfunc"}
+
+
 def load_model(model_uri) -> PyFuncModel:
-    """Load any nbtrack model as a ``PyFuncModel`` (runs:/..., file:///... or a folder)."""
+    """Load any model as a ``PyFuncModel`` (runs:/..., models:/..., file:///... or a folder).
+
+    Models MLflow wrote load too: scikit-learn and XGBoost ones through nbtrack's flavors,
+    other MLflow flavors (custom ``mlflow.pyfunc.PythonModel`` models...) through MLflow
+    itself, which must then be installed.
+    """
     folder, model = uris.resolve(model_uri, current_client())
     conf = model.flavor(FLAVOR, folder)
     loader = conf.get("loader_module", "")
-    if not loader.startswith("nbtrack."):
-        raise NbtrackError(f"The model in {folder} names the loader {loader!r}; nbtrack only "
-                           "loads models through its own flavors.")
-    implementation = importlib.import_module(loader)._load_pyfunc(folder, conf)
+    if loader in LOADERS:
+        implementation = importlib.import_module(LOADERS[loader]).load_pyfunc(folder, conf)
+    elif loader.startswith("mlflow."):
+        from nbtrack.pyfunc import mlflow_models
+
+        implementation = mlflow_models.load_with_mlflow(folder, loader)
+    else:
+        raise NbtrackError(f"The model in {folder} names the loader {loader!r}, which nbtrack "
+                           "does not know; it loads nbtrack's and MLflow's flavors.")
     return PyFuncModel(implementation, model, folder)

@@ -80,9 +80,12 @@ def log_model(sk_model, name: str | None = None, serialization_format: str = "pi
 
 
 def _load_native(folder: Path, conf: dict, trusted: list[str] | None):
+    """Load the estimator; ``conf`` is the sklearn flavor (nbtrack's or MLflow's, alike)."""
     path = folder / conf["pickled_model"]
     if conf.get("serialization_format", "pickle") == "skops":
         import skops.io
+
+        trusted = [*(trusted or []), *(conf.get("skops_trusted_types") or [])]
 
         unknown = [t for t in skops.io.get_untrusted_types(file=path) if t not in (trusted or [])]
         if unknown:
@@ -104,14 +107,20 @@ def load_model(model_uri, trusted: list[str] | None = None):
 
 
 class _SklearnPyfunc:
-    def __init__(self, native) -> None:
+    def __init__(self, native, predict_fn: str = "predict") -> None:
         self.native = native
+        self._predict = getattr(native, predict_fn)
 
     def predict(self, data, params=None):
-        return self.native.predict(data)
+        return self._predict(data)
 
 
 def load_pyfunc(folder: Path, conf: dict):
-    """The pyfunc loader of scikit-learn models (``loader_module: nbtrack.sklearn``)."""
+    """The pyfunc of a checked scikit-learn model folder (nbtrack's or MLflow's).
+
+    ``conf`` is the ``python_function`` flavor; MLflow's ``predict_fn`` (such as
+    ``predict_proba``) is honoured.
+    """
     model = Model.load(folder)
-    return _SklearnPyfunc(_load_native(folder, model.flavor(FLAVOR, folder), None))
+    native = _load_native(folder, model.flavor(FLAVOR, folder), None)
+    return _SklearnPyfunc(native, conf.get("predict_fn") or "predict")

@@ -9,8 +9,17 @@ from nbtrack.xgboost.flavor import FLAVOR, load_model, load_pyfunc, log_model, s
 
 __all__ = ["FLAVOR", "autolog", "load_model", "log_model", "save_model"]
 
-#: the loader MLmodel files name (``loader_module: nbtrack.xgboost``), as MLflow's flavors do
-_load_pyfunc = load_pyfunc
+
+def _load_pyfunc(path, model_config=None):
+    """The loader ``MLmodel`` files name (``loader_module: nbtrack.xgboost``).
+
+    MLflow's ``mlflow.pyfunc.load_model`` calls it with the model's folder; the folder is
+    checked against its sha256 manifest before anything is unpickled.
+    """
+    from nbtrack.models.uris import checked_folder
+
+    folder, model = checked_folder(path)
+    return load_pyfunc(folder, model.flavor("python_function", folder))
 
 
 def autolog(disable: bool = False, log_models: bool = True, log_input_examples: bool = True,

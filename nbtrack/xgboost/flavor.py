@@ -95,6 +95,6 @@ class _XGBoostPyfunc:
 
 
 def load_pyfunc(folder: Path, conf: dict):
-    """The pyfunc loader of XGBoost models (``loader_module: nbtrack.xgboost``)."""
+    """The pyfunc of a checked XGBoost model folder (nbtrack's or MLflow's)."""
     meta = Model.load(folder)
     return _XGBoostPyfunc(_load_native(folder, meta.flavor(FLAVOR, folder)))
