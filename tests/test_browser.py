@@ -84,6 +84,17 @@ def page(lab, front_end, notebook):
         browser.close()
 
 
+# the scrolling boxes around the first dashboard that scroll sideways (none should)
+H_SCROLLED = """() => {
+  const out = [];
+  for (let e = document.querySelector('.nbtrack-compare'); e; e = e.parentElement) {
+    const style = getComputedStyle(e).overflowX;
+    const scrolls = ['auto', 'scroll'].includes(style) || e === document.documentElement;
+    if (scrolls && e.scrollWidth > e.clientWidth + 1) out.push(e.className || e.tagName);
+  }
+  return out;
+}"""
+
 _HEADER = ("document.querySelector(\".nbtrack-compare .nbt-header "
            "[data-column='metrics.rmse']\").textContent")
 ARROW_GONE = f"() => !/[▲▼]$/.test({_HEADER})"
@@ -112,6 +123,20 @@ def test_compare_widget_in_the_browser(page, front_end):
     ascending = _rmse_column(page)
     assert ascending == sorted(ascending) and len(ascending) > 10
 
+    # params are numbers with 4 significant digits, the full value on hover
+    lr = widget.locator(".nbt-body-row .nbt-col-params-lr").first
+    full = lr.get_attribute("title")
+    assert len(full.replace(".", "").lstrip("0")) > 4  # stored with more digits than shown
+    assert float(lr.inner_text()) == float(f"{float(full):.4g}")
+
+    # the plot is drawn once the rows are shown; a re-sort never draws it again
+    plot = widget.locator(".nbt-parcoords")
+    page.wait_for_function(
+        "() => Number(document.querySelector('.nbtrack-compare .nbt-parcoords')"
+        "?.dataset.draws) > 0")
+    _settle(page)
+    draws = plot.get_attribute("data-draws")
+
     # clicking the header cycles: default order, then descending (DuckDB in the kernel sorts)
     answered = int(widget.get_attribute("data-table-version") or 0)
     header.click()
@@ -125,24 +150,31 @@ def test_compare_widget_in_the_browser(page, front_end):
     descending = _rmse_column(page)
     assert descending == sorted(descending, reverse=True)
     assert descending[0] > ascending[0]
+    _settle(page)
+    assert plot.get_attribute("data-draws") == draws  # three sorts, no redraw of the plot
+
+    # the last axis' tick labels sit right of it, where no line runs, inside the plot
+    _check_axis_labels(widget)
+
+    # the column chooser's menu opens inside the output: no horizontal scroll
+    widget.locator(".nbt-columns summary").click()
+    menu = widget.locator(".nbt-column-menu").bounding_box()
+    assert menu["x"] >= widget.bounding_box()["x"]
+    assert menu["x"] + menu["width"] <= widget.bounding_box()["x"] + widget.bounding_box()["width"]
+    assert page.evaluate(H_SCROLLED) == []
+    widget.locator(".nbt-columns summary").click()
 
     # brushing the first axis of the parallel-coordinates plot narrows the table
-    plot = widget.locator(".nbt-parcoords .main-svg").first
-    plot.wait_for(state="visible")
-    plot.scroll_into_view_if_needed()
-    box = plot.bounding_box()
-    x = box["x"] + 60  # the first axis sits at the left margin
-    top, bottom = box["y"] + 40, box["y"] + 320 - 20
-    page.mouse.move(x, top + 0.05 * (bottom - top))
-    page.mouse.down()
-    page.mouse.move(x, top + 0.5 * (bottom - top), steps=12)
-    page.mouse.up()
+    _brush(page, widget, 0, 0.05, 0.5)
     page.wait_for_function(
         "() => { const n = Number(document.querySelector('.nbtrack-compare').dataset.rows);"
         " return n > 0 && n < 48; }", timeout=30_000)
     narrowed = int(widget.get_attribute("data-rows"))
     assert 0 < narrowed < 48
     assert widget.locator(".nbt-toolbar .nbt-status").inner_text() == f"{narrowed} runs"
+    # the plot draws the same runs on top as the kernel's table holds
+    page.wait_for_function("n => document.querySelector('.nbtrack-compare .nbt-parcoords')"
+                           ".dataset.brushed === String(n)", arg=narrowed)
 
     SCREENSHOTS.mkdir(exist_ok=True)
     widget.screenshot(path=str(SCREENSHOTS / f"compare-widget-{front_end}.png"))
@@ -155,9 +187,45 @@ def test_compare_widget_in_the_browser(page, front_end):
     widget.locator(".nbt-tabs [data-tab='diff']").click()
     widget.locator(".nbt-diff-table").first.wait_for(state="visible")
     assert widget.locator(".nbt-code-title").first.inner_text().startswith("code: trial-")
+    # a code diff with no lines ("identical", "no code recorded") has no empty box under it
+    for block in widget.locator(".nbt-code-diff").all():
+        title = block.locator(".nbt-code-title").inner_text()
+        if title.endswith(("(identical)", "(no code recorded)")):
+            assert block.locator("pre").count() == 0, title
     widget.locator(".nbt-tabs [data-tab='curves']").click()
     widget.locator(".nbt-curves .main-svg").first.wait_for(state="visible")
     assert widget.locator(".nbt-curves .scatterlayer .trace").count() == 2
+
+
+def _settle(page) -> None:
+    """Wait until the page has drawn a frame and run the tasks queued before it."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
+
+
+def _brush(page, widget, axis: int, start: float, end: float) -> None:
+    """Drag along the plot's axis number ``axis`` from ``start`` to ``end`` (0 is the top)."""
+    hit = widget.locator(".nbt-parcoords .nbt-axis-hit").nth(axis)
+    hit.scroll_into_view_if_needed()
+    box = hit.bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + start * box["height"])
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + end * box["height"], steps=12)
+    page.mouse.up()
+
+
+def _check_axis_labels(widget) -> None:
+    """The last axis' tick labels are right of its line and inside the plot's box."""
+    plot = widget.locator(".nbt-parcoords").bounding_box()
+    last = widget.locator(".nbt-parcoords .nbt-axis").last
+    line = last.locator("line").first.bounding_box()
+    ticks = last.locator(".nbt-tick")
+    assert ticks.count() >= 2
+    for tick in ticks.all():
+        box = tick.bounding_box()
+        assert box["x"] > line["x"] + line["width"]
+        assert box["x"] + box["width"] <= plot["x"] + plot["width"]
 
 
 def tmp_path_store(lab) -> Path:
@@ -210,6 +278,9 @@ def test_promote_from_the_registry_widget(page, front_end, notebook):
     assert confirm.is_hidden()
     assert widget.locator("tr.nbt-version[data-version='2'] .nbt-stage").inner_text() == \
         "Production"
+    headers = widget.locator(".nbt-history thead th").all_inner_texts()
+    assert headers == ["when", "who", "action", "version", "change", "comment"]
+    assert widget.locator(".nbt-history tbody tr").count() > 0
     SCREENSHOTS.mkdir(exist_ok=True)
     widget.screenshot(path=str(SCREENSHOTS / "registry-widget.png"))
     # the store says the same, read by another process (this one)
@@ -249,3 +320,110 @@ def test_a_widget_that_loses_its_kernel_keeps_its_data(page, front_end):
     assert widget.get_attribute("data-rows") == "48"  # the last data stays
     assert widget.locator(".nbt-body-row").count() > 10
     widget.screenshot(path=str(SCREENSHOTS / "compare-widget-no-kernel.png"))
+
+
+MANY = 2_500  # more runs than the plot draws as lines
+
+
+@pytest.fixture
+def many_runs(lab):
+    """A store of MANY runs and a notebook ``many.ipynb`` that compares them."""
+    import random
+
+    import nbformat
+
+    import nbtrack
+    from nbtrack.entities import Metric, Param
+    from nbtrack.store import registry
+
+    client = nbtrack.Client(tracking_uri=tmp_path_store(lab))
+    experiment = client.create_experiment("many")
+    rng = random.Random(0)
+    for i in range(MANY):
+        run_id = client.create_run(experiment, run_name=f"r{i}").info.run_id
+        client.log_batch(run_id, [Metric("rmse", rng.random(), 0, 0),
+                                  Metric("mae", rng.random(), 0, 0)],
+                         [Param("lr", repr(10 ** rng.uniform(-4, -1))),
+                          Param("model", rng.choice(["lasso", "ridge", "tree"]))], [])
+        client.set_terminated(run_id)
+    client.flush()
+    registry.forget_stores()  # the kernel opens the store next
+    cells = [nbformat.v4.new_code_cell("import nbtrack"),
+             nbformat.v4.new_code_cell('dash = nbtrack.compare("many")\ndash')]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, lab.root / "many.ipynb")
+
+
+def _in_kernel(page, code: str) -> None:
+    """Run ``code`` in the notebook's kernel from a second client (the page sees its effects)."""
+    client = page.lab.kernel_client(page.kernel_id)
+    try:
+        reply = client.execute_interactive(code, timeout=60, output_hook=lambda _: None)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        client.stop_channels()
+
+
+@pytest.mark.parametrize(("front_end", "notebook"), [("jupyterlab", "many.ipynb")])
+def test_the_dashboard_at_scale(many_runs, page, front_end, notebook):
+    _run_all(page)
+    widget = page.locator(".nbtrack-compare").first
+    page.wait_for_function(
+        f"() => document.querySelector('.nbtrack-compare')?.dataset.rows === '{MANY}'",
+        timeout=180_000)
+    plot = widget.locator(".nbt-parcoords")
+    page.wait_for_function(
+        "() => Number(document.querySelector('.nbtrack-compare .nbt-parcoords')"
+        "?.dataset.draws) > 0")
+
+    # at most a few thousand lines, and a note of how many
+    assert plot.get_attribute("data-total") == str(MANY)
+    assert plot.get_attribute("data-lines") == "2000"
+    assert widget.locator(".nbt-lines-note").inner_text() == (
+        f"Showing 2,000 of {MANY:,} runs as lines (an even sample); brushed and selected runs "
+        "are always drawn.")
+    _check_axis_labels(widget)
+
+    # a sort re-orders the rows and leaves the plot alone
+    _settle(page)
+    draws = plot.get_attribute("data-draws")
+    version = int(widget.get_attribute("data-table-version") or 0)
+    widget.locator(".nbt-header [data-column='metrics.rmse']").click()
+    page.wait_for_function(
+        "n => Number(document.querySelector('.nbtrack-compare').dataset.tableVersion) > n",
+        arg=version)
+    rmse = _rmse_column(page)
+    assert rmse == sorted(rmse, reverse=True)
+    _settle(page)
+    assert plot.get_attribute("data-draws") == draws
+
+    # a brush: the kernel narrows the table; the plot draws the brushed runs on top
+    axis = widget.locator(".nbt-axis-hit").all()
+    rmse_axis = [a.get_attribute("data-axis") for a in axis].index("metrics.rmse")
+    _brush(page, widget, rmse_axis, 0.3, 0.7)
+    page.wait_for_function(
+        f"() => {{ const n = Number(document.querySelector('.nbtrack-compare').dataset.rows);"
+        f" return n > 0 && n < {MANY}; }}", timeout=30_000)
+    narrowed = widget.get_attribute("data-rows")
+    page.wait_for_function("n => document.querySelector('.nbtrack-compare .nbt-parcoords')"
+                           ".dataset.brushed === n", arg=narrowed)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    widget.screenshot(path=str(SCREENSHOTS / "compare-widget-at-scale.png"))
+
+    # a malformed brush, as a message from the front end: an inline error, not a traceback
+    error = widget.locator(".nbt-brush-error")
+    assert error.is_hidden()
+    for brush, message in [('{"metrics.rmse": {"ranges": [[0]]}}', "is a pair [low, high]"),
+                           ('{"metrics.rmse": {"ranges": [[{}, 1]]}}', "needs numbers, not {}")]:
+        _in_kernel(page, f"dash.set_state({{'brush': {brush}}})")
+        error.wait_for(state="visible")
+        page.wait_for_function(
+            "m => document.querySelector('.nbtrack-compare .nbt-brush-error')"
+            ".textContent.includes(m)", arg=message)
+        assert error.inner_text().startswith("The plot's brush was ignored: ")
+        page.wait_for_function(  # the filter alone
+            f"() => document.querySelector('.nbtrack-compare').dataset.rows === '{MANY}'")
+    _in_kernel(page, "dash.set_state({'brush': {}})")
+    error.wait_for(state="hidden")

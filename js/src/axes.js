@@ -72,15 +72,3 @@ export function brushFor(axis, constraint) {
   }
   return { values: [...picked].sort() };
 }
-
-/** Line colors: selected runs stand out; otherwise color by the first metric axis. */
-export function lineColor(ids, selected, axes) {
-  if (selected.length) {
-    const chosen = new Set(selected);
-    return { color: Array.from(ids, (id) => (chosen.has(id) ? 1 : 0)),
-      colorscale: [[0, "rgba(160,160,160,0.35)"], [1, "#0969da"]], cmin: 0, cmax: 1 };
-  }
-  const metric = axes.find((a) => a.name.startsWith("metrics.") && a.kind !== "category");
-  if (!metric) return { color: "#0969da" };
-  return { color: Array.from(metric.values), colorscale: "Viridis", showscale: false };
-}

@@ -57,6 +57,15 @@ function render({ model, el }) {
   let plotData = data;
   let active = "parcoords";
   let panelTimer = null;
+  let panelFrame = 0;
+  // the charts wait for the frame that shows the table: rows are painted first
+  const afterPaint = (draw) => {
+    cancelAnimationFrame(panelFrame);
+    clearTimeout(panelTimer);
+    panelFrame = requestAnimationFrame(() => {
+      panelTimer = setTimeout(draw, 0);
+    });
+  };
 
   const toolbar = createToolbar(top, {
     onFilter: (text) => {
@@ -76,9 +85,12 @@ function render({ model, el }) {
     onSort: (column) => save("order_by", nextOrder(model.get("order_by"), column, model.get("columns"))),
     onSelect: (ids) => save("selected_run_ids", ids),
   });
+  let shownOnce = false;
   const { panes, show } = tabs(bottom, (id) => {
     active = id;
-    drawPanel(true);
+    if (shownOnce) drawPanel(true);
+    else afterPaint(() => drawPanel(true));
+    shownOnce = true;
   });
   const parcoords = createParcoords(panes.parcoords, { onBrush: (brush) => save("brush", brush) });
   const curves = createCurves(panes.curves, { onMetric: (m) => save("curve_metric", m) });
@@ -127,13 +139,14 @@ function render({ model, el }) {
       data = decodeTable(model.get("table"));
       el.dataset.tableVersion = String(Number(el.dataset.tableVersion ?? 0) + 1);
       drawTable();
-      // a brush narrows the table, never the plot's lines; a new order leaves them as they are
-      const brushed = Object.keys(model.get("brush")).length > 0;
-      const fresh = !brushed && model.get("table_reason") !== "order";
+      // the same rows in a new order: nothing in the charts changes, so nothing is redrawn
+      if (model.get("table_reason") === "order") return;
+      // a brush narrows the table, never the plot's lines (the plot shows the brush itself)
+      const fresh = Object.keys(model.get("brush")).length === 0;
       if (fresh) plotData = data;
-      clearTimeout(panelTimer);
-      panelTimer = setTimeout(() => drawPanel(fresh), 0); // the table first, then the charts
+      afterPaint(() => drawPanel(fresh));
     },
+    "change:brush_error": () => parcoords.showError(model.get("brush_error")),
     "change:selected_run_ids": () => {
       drawTable();
       drawPanel(false);
@@ -152,10 +165,12 @@ function render({ model, el }) {
   for (const [event, handler] of Object.entries(answering)) model.on(event, handler);
   drawTable();
   show("parcoords");
+  parcoords.showError(model.get("brush_error") ?? "");
   return () => {
     for (const [event, handler] of Object.entries(answering)) model.off(event, handler);
     kernel.stop();
     clearTimeout(panelTimer);
+    cancelAnimationFrame(panelFrame);
     parcoords.destroy();
     table.destroy();
   };

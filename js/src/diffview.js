@@ -32,6 +32,7 @@ function codeBlock(code) {
   title.textContent = `code: ${code.base} → ${code.other}` +
     (code.same ? " (identical)" : code.lines.length ? "" : " (no code recorded)");
   block.append(title);
+  if (code.lines.length === 0) return block; // no empty box under "identical" or "no code"
   const pre = document.createElement("pre");
   for (const line of code.lines) {
     const span = document.createElement("span");

@@ -28,10 +28,30 @@ export function formatDuration(ms) {
   return `${(ms / 3_600_000).toFixed(1)} h`;
 }
 
+const NUMERIC = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+
+/** A param's text as a number, when it is one (params are stored as text); else null. */
+export function numericText(value) {
+  if (typeof value !== "string" || !NUMERIC.test(value)) return null;
+  const number = Number(value);
+  return Number.isFinite(number) ? number : null;
+}
+
 /** The text of one cell of column `name`. */
 export function formatCell(name, value) {
   if (value === null || value === undefined) return "";
   if (name === "start_time" || name === "end_time") return formatTime(value);
   if (typeof value === "number") return formatNumber(value);
+  if (name.startsWith("params.")) {
+    const number = numericText(value);
+    if (number !== null) return formatNumber(number);
+  }
+  return String(value);
+}
+
+/** The full value of a cell, shown on hover ("" for an empty cell). */
+export function cellTitle(name, value) {
+  if (value === null || value === undefined) return "";
+  if (name === "start_time" || name === "end_time") return formatTime(value);
   return String(value);
 }

@@ -5,6 +5,7 @@ import { node } from "./dom.js";
 import { formatNumber, formatTime } from "./format.js";
 
 const STAGES = ["None", "Staging", "Production", "Archived"];
+const HISTORY_COLUMNS = ["when", "who", "action", "version", "change", "comment"];
 
 /** A sentence describing a request, shown in the confirmation step. */
 export function describeRequest(name, request) {
@@ -121,8 +122,9 @@ function render({ model, el }) {
       node("td", { textContent: e.version == null ? "" : `v${e.version}` }),
       node("td", { textContent: e.field ? `${e.field}: ${e.from_value ?? "—"} → ${e.to_value ?? "—"}` : "" }),
       node("td", { textContent: e.comment ?? "" })));
+    const head = node("tr", {}, ...HISTORY_COLUMNS.map((t) => node("th", { textContent: t })));
     history.replaceChildren(node("summary", { textContent: `History (${rows.length})` }),
-      node("table", {}, node("tbody", {}, ...rows)));
+      node("table", {}, node("thead", {}, head), node("tbody", {}, ...rows)));
   }
 
   function drawMessage() {

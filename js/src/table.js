@@ -1,7 +1,7 @@
 // The run table: sortable headers, virtualized rows, click (and shift-click) to select.
 import { columnLabel } from "./columns.js";
 import { node } from "./dom.js";
-import { formatCell, formatDuration } from "./format.js";
+import { cellTitle, formatCell, formatDuration } from "./format.js";
 import { currentSort } from "./order.js";
 import { clickSelect } from "./selection.js";
 import { visibleRange } from "./virtual.js";
@@ -72,6 +72,7 @@ export function createTable(el, { onSort, onSelect }) {
         const cell = document.createElement("span");
         cell.className = `nbt-cell nbt-col-${name.replace(/[^a-z]/gi, "-")}`;
         cell.textContent = cellText(data, name, i);
+        if (name !== "duration") cell.title = cellTitle(name, data.columns[name]?.[i]);
         row.append(cell);
       }
       row.onclick = (event) => {

@@ -2,7 +2,7 @@ import { tableFromArrays, tableToIPC } from "@uwdata/flechette";
 import { describe, expect, it } from "vitest";
 import { asBytes, decodeTable } from "../src/arrow.js";
 import { columnLabel, groupColumns, toggleColumn } from "../src/columns.js";
-import { formatCell, formatDuration, formatNumber } from "../src/format.js";
+import { cellTitle, formatCell, formatDuration, formatNumber, numericText } from "../src/format.js";
 import { currentSort, keyExpression, nextOrder } from "../src/order.js";
 import { clickSelect } from "../src/selection.js";
 import { visibleRange } from "../src/virtual.js";
@@ -42,6 +42,22 @@ describe("format", () => {
     expect(formatCell("params.model", "lasso")).toBe("lasso");
     expect(formatCell("start_time", 0)).toMatch(/^19(69|70)-/);
     expect(formatCell("metrics.rmse", undefined)).toBe("");
+  });
+  it("shows numeric params as numbers, with the full value on hover", () => {
+    expect(formatCell("params.lr", "0.04281332398")).toBe("0.04281");
+    expect(cellTitle("params.lr", "0.04281332398")).toBe("0.04281332398");
+    expect(formatCell("params.batch", "256")).toBe("256");
+    expect(formatCell("params.l2", "1e-05")).toBe("1.000e-5");
+    expect(formatCell("params.model", "lasso")).toBe("lasso");
+    expect(formatCell("params.version", "1.2.3")).toBe("1.2.3");
+    expect(formatCell("params.x", "")).toBe("");
+    expect(formatCell("params.x", "NaN")).toBe("NaN");
+    expect(formatCell("tags.batch", "0.123456")).toBe("0.123456");
+    expect(numericText("  -3.5e2 ")).toBe(-350);
+    expect(numericText("0x10")).toBeNull();
+    expect(numericText("Infinity")).toBeNull();
+    expect(cellTitle("metrics.rmse", 0.123456789)).toBe("0.123456789");
+    expect(cellTitle("params.x", null)).toBe("");
   });
 });
 
@@ -97,7 +113,7 @@ describe("columns", () => {
   });
 });
 
-import { axisFor, brushFor, lineColor, rangesOf } from "../src/axes.js";
+import { axisFor, brushFor, rangesOf } from "../src/axes.js";
 
 describe("parallel-coordinates axes", () => {
   it("reads numbers, including numbers stored as text", () => {
@@ -131,12 +147,6 @@ describe("parallel-coordinates axes", () => {
     expect(brushFor(axisFor("params.model", ["ridge", "lasso"]), [[0.5, 1.5]])).toEqual(
       { values: ["ridge"] });
     expect(brushFor(axisFor("metrics.rmse", [1]), [])).toBeNull();
-  });
-  it("colors selected lines, else by the first metric", () => {
-    const axes = [axisFor("params.model", ["a", "b"]), axisFor("metrics.rmse", [1, 2])];
-    expect(lineColor(["r1", "r2"], ["r2"], axes).color).toEqual([0, 1]);
-    expect(lineColor(["r1", "r2"], [], axes).color).toEqual([1, 2]);
-    expect(lineColor(["r1"], [], [axes[0]]).color).toBe("#0969da");
   });
 });
 

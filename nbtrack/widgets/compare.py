@@ -10,14 +10,14 @@ import threading
 import time
 from pathlib import Path
 
-import anywidget
 import traitlets
 
 from nbtrack.analysis.brush import brush_filter
 from nbtrack.analysis.diff import run_diff
 from nbtrack.analysis.importance import parameter_importance
 from nbtrack.entities import ViewType
-from nbtrack.exceptions import FilterSyntaxError, NbtrackError
+from nbtrack.exceptions import FilterSyntaxError, InvalidValueError, NbtrackError
+from nbtrack.widgets.frontend import FetchedFrontEnd
 from nbtrack.widgets.payload import from_ipc, run_ids_filter, to_ipc
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -28,10 +28,10 @@ SNAPSHOT_ROWS = 10  # rows in the text fallback
 DEFAULT_COLUMNS = 20
 
 
-class CompareWidget(anywidget.AnyWidget):
+class CompareWidget(FetchedFrontEnd):
     """Compare runs in a notebook. ``selected_run_ids`` holds the rows picked in the table."""
 
-    _esm = STATIC / "compare.js"
+    frontend_module = "compare.js"  # fetched from the kernel once per page, never saved
     _css = STATIC / "compare.css"
 
     experiment_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -47,6 +47,7 @@ class CompareWidget(anywidget.AnyWidget):
     selected_run_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
     brush = traitlets.Dict().tag(sync=True)
+    brush_error = traitlets.Unicode("").tag(sync=True)  # a malformed brush, shown inline
     curve_metric = traitlets.Unicode("").tag(sync=True)
     history = traitlets.Bytes(b"").tag(sync=True)
     diff = traitlets.Dict().tag(sync=True)
@@ -94,10 +95,22 @@ class CompareWidget(anywidget.AnyWidget):
                        ("tags.mlflow.", "tags.nbtrack."))])
         return ordered[:DEFAULT_COLUMNS]
 
-    def _combined_filter(self, with_brush: bool = True) -> str:
-        brush = brush_filter(self.brush) if with_brush else ""
+    def _combined_filter(self, brush: str = "") -> str:
         parts = [f"({p})" for p in (self._base_filter, self.filter.strip(), brush) if p]
         return " AND ".join(parts)
+
+    def _brush_clause(self) -> str:
+        """The brush as a filter; a malformed one (it comes as a message) is shown, not raised.
+
+        The rows then follow the filter alone, and ``brush_error`` says why.
+        """
+        try:
+            clause = brush_filter(self.brush)
+        except InvalidValueError as exc:
+            self.brush_error = f"The plot's brush was ignored: {exc}"
+            return ""
+        self.brush_error = ""
+        return clause
 
     def _on_query(self, _change) -> None:
         """A new filter or new columns: the old axis brushes no longer apply."""
@@ -113,10 +126,11 @@ class CompareWidget(anywidget.AnyWidget):
         """
         from nbtrack.search.parser import parse_filter
 
+        brush = self._brush_clause()
         try:
             parse_filter(self.filter)  # errors point into the user's own text
             table, total = self._client.search_runs_table(
-                self._experiment_ids, self._combined_filter(), ViewType.ACTIVE_ONLY,
+                self._experiment_ids, self._combined_filter(brush), ViewType.ACTIVE_ONLY,
                 self.max_rows, list(self.order_by), list(self.columns))
         except (FilterSyntaxError, NbtrackError) as exc:
             self.filter_error = str(exc)
@@ -155,7 +169,7 @@ class CompareWidget(anywidget.AnyWidget):
             return
         keys = [c for c in self.available_columns if c.startswith("params.")]
         table, _ = self._client.search_runs_table(
-            self._experiment_ids, self._combined_filter(with_brush=False),
+            self._experiment_ids, self._combined_filter(),
             ViewType.ACTIVE_ONLY, self.max_rows, None, [*keys, metric])
         self.importance = parameter_importance(table.to_pandas(), metric)
 
