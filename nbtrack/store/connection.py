@@ -275,6 +275,7 @@ class ConnectionManager:
     def _open(self, timeout: float) -> Connection:
         import duckdb
 
+        from nbtrack.store import sandbox
         from nbtrack.store.no_pandas import Connection
 
         self.lock.acquire(timeout)
@@ -283,7 +284,8 @@ class ConnectionManager:
         try:
             while True:
                 try:
-                    conn = Connection(duckdb.connect(str(self.db_path)))  # binds without pandas
+                    # binds without pandas; reaches no file but the store's (see sandbox)
+                    conn = Connection(sandbox.connect(str(self.db_path)))
                     conn.execute("SET enable_progress_bar = false")  # no bars in notebooks
                     break
                 except duckdb.Error as exc:

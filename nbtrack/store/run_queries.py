@@ -380,6 +380,8 @@ def read_only_sql(conn, store, query: str, parameters: list | None):
     """Run one SELECT with the ``nbtrack`` views first on the search path, then roll back."""
     import duckdb
 
+    from nbtrack.store import sandbox
+
     try:
         statements = conn.extract_statements(query)
     except duckdb.Error as exc:
@@ -398,6 +400,8 @@ def read_only_sql(conn, store, query: str, parameters: list | None):
         try:
             return conn.execute(query, parameters or []).df()
         except duckdb.Error as exc:
+            if sandbox.is_refused(exc):
+                raise InvalidValueError(sandbox.refusal("nbtrack.sql", exc)) from None
             raise InvalidValueError(f"nbtrack.sql: {exc}") from None
     finally:
         conn.execute("ROLLBACK")
