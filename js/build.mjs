@@ -11,7 +11,10 @@ const check = process.argv.includes("--check");
 const out = check ? mkdtempSync(join(tmpdir(), "nbtrack-static-")) : committed;
 
 await build({
-  entryPoints: { compare: "src/compare.js", live: "src/live.js", registry: "src/registry.js" },
+  entryPoints: {
+    compare: "src/compare.js", live: "src/live.js", registry: "src/registry.js",
+    loader: "src/loader.js", // the `_esm` that fetches a bundle from the kernel once per page
+  },
   bundle: true,
   format: "esm",
   minify: true,

@@ -1,0 +1,69 @@
+"""Ship a large front end once per page, not inside every saved widget.
+
+anywidget sends a widget's ``_esm`` as a synced trait, so a notebook saved with its widget state
+keeps a copy of it per widget: 1.3 MB for each compare dashboard. A ``FetchedFrontEnd`` widget's
+``_esm`` is instead ``static/loader.js`` (about 1 KB): in the page, the loader asks the kernel for
+the bundle over the widget's own message channel, imports it from a blob URL (as anywidget
+imports ``_esm``) and keeps it for every later widget of the page. The bundle's id names its
+content (``compare.js@<sha256 prefix>``), so a page that already holds it asks nothing, and a
+kernel with another nbtrack version gets its own.
+
+Why the kernel, and not the Jupyter server's static files? The kernel is there wherever widgets
+work (JupyterLab, Notebook 7, VS Code, Voilà), while a server route or labextension exists in
+only some of them. The cost: a saved notebook opened without running it shows the widget's text
+form, not the dashboard, which also needs the kernel for its data.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import anywidget
+import traitlets
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+LOADER = STATIC / "loader.js"
+KIND = "nbtrack-frontend"  # the messages' "kind", both ways
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One ES module of ``static/``: its id (name and content digest) and its bytes."""
+
+    id: str
+    data: bytes
+
+
+@functools.cache
+def bundle(name: str) -> Bundle:
+    """The bundle ``static/<name>``, read once per process."""
+    data = (STATIC / name).read_bytes()
+    return Bundle(f"{name}@{hashlib.sha256(data).hexdigest()[:16]}", data)
+
+
+class FetchedFrontEnd(anywidget.AnyWidget):
+    """An anywidget whose front end (``frontend_module`` in ``static/``) the page fetches once.
+
+    Subclasses set ``frontend_module`` (e.g. ``"compare.js"``) and ``_css`` as usual; any other
+    custom messages they handle with ``on_msg`` are untouched.
+    """
+
+    frontend_module = ""
+    _esm = LOADER
+    _nbtrack_frontend = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.on_msg(self._send_frontend)
+
+    @traitlets.default("_nbtrack_frontend")
+    def _default_frontend(self) -> str:
+        return bundle(self.frontend_module).id
+
+    def _send_frontend(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("kind") == KIND:
+            found = bundle(self.frontend_module)
+            self.send({"kind": KIND, "id": found.id}, buffers=[found.data])

@@ -1,0 +1,90 @@
+"""A saved notebook stays lean: the dashboards' front end is not stored in each widget's state.
+
+A notebook with three dashboards (two compare, one registry) and ten tracked cells is executed
+in a real kernel by nbclient, with the widget state saved as JupyterLab saves it; the saved file
+must grow by less than 300 KB over the unexecuted one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nbtrack.widgets import frontend
+
+pytestmark = pytest.mark.slow
+
+LIMIT = 300_000
+
+SETUP = """\
+import nbtrack
+from sklearn.linear_model import Ridge
+%load_ext nbtrack
+nbtrack.set_tracking_uri({uri!r})
+nbtrack.set_experiment("lean")
+"""
+
+TRACKED = """\
+%%track -e lean -n cell{i}
+alpha = {alpha}
+for step in range(20):
+    nbtrack.log_metric("loss", alpha / (step + 1), step=step)
+nbtrack.log_metric("rmse", 10 - alpha)
+"""
+
+REGISTER = """\
+import numpy as np
+import nbtrack.sklearn
+with nbtrack.start_run(run_name="model"):
+    model = Ridge().fit(np.arange(10.0).reshape(-1, 1), np.arange(10.0))
+    nbtrack.log_metric("rmse", 1.0)
+    nbtrack.sklearn.log_model(model, "model")
+    run_id = nbtrack.active_run().info.run_id
+nbtrack.register_model(f"runs:/{run_id}/model", "lean-model")
+"""
+
+
+def _notebook(store) -> dict:
+    import nbformat
+
+    cells = [nbformat.v4.new_code_cell(SETUP.format(uri=str(store)))]
+    cells += [nbformat.v4.new_code_cell(TRACKED.format(i=i, alpha=i / 10)) for i in range(10)]
+    cells += [
+        nbformat.v4.new_code_cell("nbtrack.compare('lean')"),
+        nbformat.v4.new_code_cell("nbtrack.compare('lean', filter='metrics.rmse < 9.5')"),
+        nbformat.v4.new_code_cell(REGISTER),
+        nbformat.v4.new_code_cell("nbtrack.registry('lean-model')"),
+    ]
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def _size(notebook) -> int:
+    import nbformat
+
+    return len(nbformat.writes(notebook).encode())
+
+
+def test_three_dashboards_and_ten_tracked_cells_grow_the_notebook_by_under_300kb(
+        tmp_path, kernel_name):
+    from nbclient import NotebookClient
+
+    notebook = _notebook(tmp_path / "store")
+    before = _size(notebook)
+    NotebookClient(notebook, kernel_name=kernel_name, timeout=300, store_widget_state=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    after = _size(notebook)
+    (tmp_path / "executed.ipynb").write_text(json.dumps(notebook))
+
+    state = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    models = {key: value["state"] for key, value in state.items()}
+    compares = [s for s in models.values() if "_nbtrack_frontend" in s]
+    assert len(compares) == 2
+    biggest = max(len(json.dumps(s)) for s in models.values())
+    print(f"saved notebook: {before} bytes before running, {after} after "
+          f"(+{after - before}); {len(models)} widget models, the largest {biggest} bytes")
+    assert after - before < LIMIT
+    # the front end is fetched from the kernel, not stored: the bundle is in no widget's state
+    bundle = frontend.bundle("compare.js")
+    assert all(len(s.get("_esm", "")) < 10_000 for s in compares)
+    assert not any(bundle.data[:200].decode() in json.dumps(s) for s in models.values())
