@@ -73,3 +73,43 @@ def test_a_push_that_was_overtaken_never_sends_older_points_last():
     finally:
         HeldChart.release.set()
         chart.close()
+
+
+class FakeHandle:
+    """A display handle that keeps what the output was updated to."""
+
+    def __init__(self) -> None:
+        self.updates = []
+
+    def update(self, obj, raw=False):
+        assert raw
+        self.updates.append(obj)
+
+
+def test_the_saved_form_shows_the_final_values_when_the_cell_ends():
+    client = FakeClient()
+    chart = LiveChart(client, "run", "fit")
+    chart._handle = handle = FakeHandle()
+    try:
+        assert "no metrics yet" in repr(chart)
+        client.write(_rows(range(200)))
+        chart.finish({"loss": 1.0 / 200, "rmse": 4.25})
+        (bundle,) = handle.updates
+        text = bundle["text/plain"]
+        assert "no metrics yet" not in text
+        assert "loss=0.005 (step 199)" in text and "rmse=4.25" in text
+        assert "<td>rmse</td>" in bundle["text/html"].replace(" style='text-align:left'", "")
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == chart.model_id
+        assert repr(chart) == f"<{text[1:-1]}>"
+    finally:
+        chart.close()
+
+
+def test_a_cell_without_metrics_leaves_an_empty_output():
+    chart = LiveChart(FakeClient(), "run", "quiet")
+    chart._handle = handle = FakeHandle()
+    try:
+        chart.finish({})
+        assert handle.updates == [{"text/plain": ""}]
+    finally:
+        chart.close()

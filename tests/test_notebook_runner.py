@@ -90,7 +90,8 @@ def test_failing_notebook_exits_nonzero_and_names_the_cell(tmp_path, store_dir, 
     ])
     assert main(["run", str(notebook), "--kernel", kernel_name, "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "failed in cell 1" in err and "ValueError" in err
+    assert "failed in cell 2 (code cell 2):\n    raise ValueError('bad data')\n" in err
+    assert "ValueError: bad data" in err
     frame = nbtrack.search_runs(search_all_experiments=True)
     assert list(frame["status"]) == ["FAILED"]
     files = [f.path for f in nbtrack.Client().list_artifacts(frame["run_id"][0])]
@@ -100,3 +101,42 @@ def test_failing_notebook_exits_nonzero_and_names_the_cell(tmp_path, store_dir, 
 def test_missing_notebook_is_a_clear_error(tmp_path, capsys):
     assert main(["run", str(tmp_path / "nope.ipynb"), "--no-progress"]) == 1
     assert "No notebook at" in capsys.readouterr().err
+
+
+def test_failure_report_counts_the_users_cells_and_shows_the_line(tmp_path, store_dir,
+                                                                  kernel_name, capsys):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# A title"),
+        nbformat.v4.new_code_cell("%load_ext nbtrack\nrows = 10",
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_markdown_cell("Now the fit"),
+        nbformat.v4.new_code_cell("%%track -n fit\nimport math\n"
+                                  "def check(n):\n    return math.sqrt(n)\ncheck(rows)"),
+    ])
+    notebook = tmp_path / "numbered.ipynb"
+    nbformat.write(nb, notebook)
+    assert main(["run", str(notebook), "-p", "rows=-1", "--kernel", kernel_name,
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    # the injected parameters cell is not counted; markdown cells are, as the notebook shows them
+    assert "failed in cell 4 (code cell 2):\n    return math.sqrt(n)\nValueError: math domain " \
+           "error" in err
+    assert "\x1b[" not in err  # no colour codes when stderr is not a terminal
+
+
+def test_parameters_need_a_parameters_cell_unless_inject_at_top(tmp_path, store_dir,
+                                                                kernel_name, capsys):
+    notebook = write_notebook(tmp_path / "untagged.ipynb", [
+        ("import nbtrack\nx = 1", []),
+        ("nbtrack.log_metric('x', x)", []),
+    ])
+    assert main(["run", str(notebook), "-p", "x=5", "--kernel", kernel_name,
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "has no cell tagged 'parameters'" in err and "--inject-at-top" in err
+    assert nbtrack.search_runs(search_all_experiments=True).empty  # nothing ran
+    assert main(["run", str(notebook), "-p", "x=5", "--inject-at-top", "--kernel",
+                 kernel_name, "--no-progress"]) == 0
+    frame = nbtrack.search_runs(search_all_experiments=True)
+    # as promised: the value goes in first, and the notebook's own x = 1 overrides it
+    assert frame["params.x"][0] == "5" and frame["metrics.x"][0] == 1.0

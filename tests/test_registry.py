@@ -205,7 +205,8 @@ def test_guarded_promotion(client):
     assert refused.version == 2 and "4.5 <= 4" in refused.comment
     last = events[(events["action"] == "transition_stage") & (events["version"] == 3)].iloc[0]
     assert last.comment.startswith("May retrain | guarded: metrics.rmse: 3.2 <= 4")
-    with pytest.raises(PromotionRefused, match=r"has no metrics\.mae"):
+    with pytest.raises(InvalidValueError, match=r"metrics\.mae, which no version of 'taxi' has\. "
+                                                r"Its versions' runs have: metrics\.rmse"):
         nbtrack.promote("taxi", 2, require="metrics.mae < 1")
 
 

@@ -107,8 +107,11 @@ def runs_command(args) -> int:
     if frame.empty:
         print("No runs found.")
         return 0
-    print(render(runs_table(frame, max_columns=10_000, all_runs=args.all or args.deleted),
-                 terminal_width(), wide=args.wide))
+    table = runs_table(frame, max_columns=10_000, all_runs=args.all or args.deleted)
+    width = terminal_width()
+    if width < 100 and not args.wide:  # the year goes, to leave room for a metric or two
+        table["start_time"] = table["start_time"].str[5:]
+    print(render(table, width, wide=args.wide))
     return 0
 
 

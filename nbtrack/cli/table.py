@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 BASE_COLUMNS = ("run_id", "run_name", "status", "start_time", "duration")
-MAX_CELL = 24  # characters of a value before it is cut with "…" (unless --wide)
+MAX_CELL = 20  # characters of a value before it is cut with "…" (unless --wide)
 GAP = "  "
 
 
@@ -79,7 +79,7 @@ def runs_table(frame, max_columns: int = 12, all_runs: bool = True):
             "run_id": str(record["run_id"])[:8],
             "run_name": name,
             "status": record["status"],
-            "start_time": start.strftime("%Y-%m-%d %H:%M:%S") if not pd.isna(start) else "",
+            "start_time": start.strftime("%Y-%m-%d %H:%M") if not pd.isna(start) else "",
             "duration": duration_text(None if pd.isna(seconds.iloc[position])
                                       else float(seconds.iloc[position])),
         }
@@ -132,6 +132,6 @@ def render(table, width: int, wide: bool = False) -> str:
     left_out = [c for c in columns if c not in shown]
     if left_out:
         names = ", ".join(left_out)
-        lines.append(_cut(f"({len(left_out)} more column{'s' if len(left_out) > 1 else ''}: "
-                          f"{names}; --wide shows all)", max(width, 40)))
+        lines.append(_cut(f"({len(left_out)} more column{'s' if len(left_out) > 1 else ''}, "
+                          f"--wide shows all: {names})", max(width, 40)))
     return "\n".join(lines)

@@ -23,15 +23,16 @@ def _metrics(run: Run) -> list[tuple[str, str]]:
     return [(k, f"{v:.4g}") for k, v in items]
 
 
-def summary_text(run: Run, experiment: str) -> str:
-    """One line for terminals and logs."""
+def summary_text(run: Run, experiment: str, notes: list[str] | None = None) -> str:
+    """One line for terminals and logs (and one more per note)."""
     metrics = ", ".join(f"{k}={v}" for k, v in _metrics(run))
     extra = f" | {metrics}" if metrics else ""
     return (f"nbtrack: run {run.info.run_name!r} ({run.info.run_id[:8]}) in {experiment!r}: "
-            f"{run.info.status} in {_duration(run)}{extra}")
+            f"{run.info.status} in {_duration(run)}{extra}"
+            + "".join(f"\n  note: {note}" for note in notes or []))
 
 
-def summary_html(run: Run, experiment: str) -> str:
+def summary_html(run: Run, experiment: str, notes: list[str] | None = None) -> str:
     """A one-row card for notebooks."""
     color = _COLORS.get(run.info.status, "#57606a")
     cells = "".join(
@@ -44,11 +45,14 @@ def summary_html(run: Run, experiment: str) -> str:
         f"<b>{html.escape(run.info.run_name)}</b> "
         f"<code>{run.info.run_id[:8]}</code> · {html.escape(experiment)} · "
         f"<span style='color:{color}'>{run.info.status}</span> · {_duration(run)}"
-        + (f"<br>{cells}" if cells else "") + "</div>"
+        + (f"<br>{cells}" if cells else "")
+        + "".join(f"<br><span style='color:#9a6700'>note: {html.escape(n)}</span>"
+                  for n in notes or [])
+        + "</div>"
     )
 
 
-def summary_bundle(run: Run, experiment: str) -> dict[str, str]:
+def summary_bundle(run: Run, experiment: str, notes: list[str] | None = None) -> dict[str, str]:
     """A display bundle: front ends pick HTML, terminals the text."""
-    return {"text/plain": summary_text(run, experiment),
-            "text/html": summary_html(run, experiment)}
+    return {"text/plain": summary_text(run, experiment, notes),
+            "text/html": summary_html(run, experiment, notes)}

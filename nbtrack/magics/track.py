@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from nbtrack.capture.cell_params import literal_assignments, referenced_names
 from nbtrack.capture.entry_point import EntryPoint
@@ -18,6 +18,7 @@ from nbtrack.capture.notebook import notebook_path
 from nbtrack.clock import now_ms
 from nbtrack.entities import Run, RunData, RunInfo, RunStatus
 from nbtrack.exceptions import NbtrackError
+from nbtrack.magics.args import MagicError, parse
 from nbtrack.magics.cell_runner import run_cell_body
 from nbtrack.magics.summary import summary_bundle
 from nbtrack.tracking import autolog, fluent
@@ -134,7 +135,7 @@ class TrackMagics(Magics):
         of the cell (``alpha = 0.1``) are logged as params unless --no-auto-params.
         """
         __tracebackhide__ = True
-        args = parse_argstring(self.track, line)
+        args = parse(self.track, line)
         params, metrics = _names(args.params, "--params"), _names(args.metrics, "--metrics")
         tags = _tags(args.tags)
         experiment = args.experiment or self.config_.experiment
@@ -142,7 +143,10 @@ class TrackMagics(Magics):
             self.config_.experiment = args.experiment
         capture = self.config_.capture and not args.no_capture
         if experiment and experiment != self._experiment_set:
-            fluent.set_experiment(experiment)
+            try:
+                fluent.set_experiment(experiment)
+            except NbtrackError as exc:
+                raise MagicError(f"%%track: {exc}") from None
             self._experiment_set = experiment
         count = self._cell_number()
         self._cell = (cell.rstrip("\n"), count) if capture else None
@@ -180,7 +184,7 @@ class TrackMagics(Magics):
         finally:
             if autolog_here:
                 autolog.autolog(disable=True)
-            self._after_cell(client, run_id, cell, params, metrics, args, capture)
+            notes = self._after_cell(client, run_id, cell, params, metrics, args, capture)
             active = fluent.active_run()
             if active is not None and active.run_id == run_id:
                 fluent.end_run(status)
@@ -190,14 +194,19 @@ class TrackMagics(Magics):
                 _warn(str(exc))
             latest = client.peek_latest_metrics(run_id)
             if chart is not None:
-                chart.finish()
+                chart.finish(latest)
                 if not latest:
                     chart.close()  # the cell logged no metric: no empty chart left behind
             if self.config_.summary and not args.no_summary:
-                self._show_summary(client, run.info, status, experiment, latest)
+                self._show_summary(client, run.info, status, experiment, latest, notes)
 
-    def _after_cell(self, client, run_id, cell, params, metrics, args, capture) -> None:
-        """Log what the options name; a bad value is reported, never fatal."""
+    def _after_cell(self, client, run_id, cell, params, metrics, args, capture) -> list[str]:
+        """Log what the options name; a bad value is reported, never fatal.
+
+        A param the cell logged itself (``nbtrack.log_param``) keeps that value even when an
+        assignment or ``--params`` says otherwise; the notes returned say so for the summary.
+        """
+        notes: list[str] = []
         namespace = self._shell.user_ns
         logged = client.logged_params(run_id)
         transformed = self._shell.transform_cell(cell)  # once, for auto params and fingerprints
@@ -212,6 +221,8 @@ class TrackMagics(Magics):
                 _warn(f"--params names {name!r}, which the cell did not define; not logged.")
         for key, value in wanted.items():
             if key in logged and logged[key] != str(value):
+                notes.append(f"param {key} = {logged[key]} as the cell logged it (its "
+                             f"variable was {str(value)[:40]})")
                 continue  # the cell logged this key itself: its value stands
             client.log_param(run_id, key, value)
         for name in metrics:
@@ -232,6 +243,7 @@ class TrackMagics(Magics):
                     client.log_artifact(run_id, path)
             except NbtrackError as exc:
                 _warn(f"--artifacts {path}: {exc}")
+        return notes
 
     def _fingerprint_frames(self, client, run_id: str, source: str) -> None:
         """Record the DataFrames the cell names as inputs, with content digests."""
@@ -255,23 +267,22 @@ class TrackMagics(Magics):
                 "NBTRACK_LIVE", "1").lower() not in ("0", "false", "no", "off")
         if not live:
             return None
-        from IPython.display import display
-
         from nbtrack.widgets.live import LiveChart
 
         chart = LiveChart(client, run.run_id, run.info.run_name)
-        display(chart)
+        chart.show()
         return chart
 
     def _show_summary(self, client, info: RunInfo, status: str, experiment: str | None,
-                      metrics: dict[str, float]) -> None:
+                      metrics: dict[str, float], notes: list[str] | None = None) -> None:
         """Show the run as it ended, from what this kernel knows: no wait for the write."""
         from IPython.display import display
 
         info = replace(info, status=status, end_time=now_ms())
         if experiment is None:
             experiment = client.get_experiment(info.experiment_id).name
-        display(summary_bundle(Run(info, RunData(metrics=metrics)), experiment), raw=True)
+        display(summary_bundle(Run(info, RunData(metrics=metrics)), experiment, notes),
+                raw=True)
 
     # %track_config ------------------------------------------------------------------------
     @magic_arguments()
@@ -288,7 +299,7 @@ class TrackMagics(Magics):
     @line_magic
     def track_config(self, line: str):
         """Set kernel-wide defaults for %%track, then print them all."""
-        args = parse_argstring(self.track_config, line)
+        args = parse(self.track_config, line)
         for flag in ("capture", "auto_params", "summary", "live"):
             on, off = getattr(args, flag), getattr(args, "no_" + flag)
             if on and off:

@@ -5,10 +5,15 @@ its metric rows, and one thread per process asks for a write every ``INTERVAL`` 
 a cell runs. ``log_metric`` itself is untouched, so the training loop keeps its speed. Each metric
 keeps at most ``MAX_POINTS`` points (every other point is dropped when it grows past that), and
 the front end gets at most one update per interval.
+
+When the cell ends, the chart's output is updated in place (``finish``) with a text line and a
+small HTML table of each metric's last value, so that a saved notebook, or a viewer without the
+widget's front end, shows the final values rather than the state at the cell's start.
 """
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from pathlib import Path
@@ -111,8 +116,16 @@ class LiveChart(anywidget.AnyWidget):
         self._points: dict[str, Series] = {}
         self._changed = False
         self._stop = threading.Event()
+        self._handle = None  # the display it was shown in, updated when the cell ends
+        self.final: dict[str, float] = {}  # each metric's last value, once the cell ended
         self._detach = client.follow_writes(self._on_rows)
         _POLLER.follow(self)
+
+    def show(self) -> None:
+        """Display the chart in an output that ``finish`` can update in place."""
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
 
     def _on_rows(self, rows) -> None:
         run_id = self._run_id
@@ -146,8 +159,16 @@ class LiveChart(anywidget.AnyWidget):
                           for k, s in sorted(self._points.items())}
             self.series = series
 
-    def finish(self) -> None:
-        """The cell ended: stop polling; the run's last write brings the final points."""
+    def finish(self, latest: dict[str, float] | None = None) -> None:
+        """The cell ended: stop polling; the run's last write brings the final points.
+
+        ``latest`` (each metric's last value) goes into the chart's saved form: its output is
+        updated to say them, or to say nothing when the cell logged no metric.
+        """
+        if latest is not None:
+            self.final = dict(latest)
+        if self._handle is not None:
+            self._handle.update(self._final_bundle(), raw=True)
         self._stop.set()
         _POLLER.drop(self)
         self.running = False
@@ -156,7 +177,38 @@ class LiveChart(anywidget.AnyWidget):
             self._push()
             self._detach()
 
+    def _steps(self) -> dict[str, int]:
+        with self._lock:
+            return {k: s.steps[-1] for k, s in self._points.items() if s.steps}
+
+    def final_text(self) -> str:
+        """One line: each metric's last value (and step, when the chart saw it)."""
+        steps = self._steps()
+        values = ", ".join(
+            f"{key}={value:.4g}" + (f" (step {steps[key]})" if key in steps else "")
+            for key, value in sorted(self.final.items()))
+        return f"nbtrack run {self.run_name!r}, final: {values}"
+
+    def final_html(self) -> str:
+        """A small table of each metric's last value, for viewers without the widget."""
+        steps = self._steps()
+        rows = "".join(
+            f"<tr><td style='text-align:left'>{html.escape(key)}</td><td>{value:.6g}</td>"
+            f"<td>{steps.get(key, '')}</td></tr>" for key, value in sorted(self.final.items()))
+        return (f"<div class='nbtrack-live-final' style='font-size:12px'>nbtrack run "
+                f"<b>{html.escape(self.run_name)}</b>, final values<table><tr><th>metric</th>"
+                f"<th>last value</th><th>step</th></tr>{rows}</table></div>")
+
+    def _final_bundle(self) -> dict:
+        if not self.final:  # nothing logged: the output says nothing
+            return {"text/plain": ""}
+        bundle = self._repr_mimebundle_()
+        data = (bundle[0] if isinstance(bundle, tuple) else bundle) or {}
+        return {**data, "text/html": self.final_html()}
+
     def __repr__(self) -> str:
+        if self.final:
+            return f"<{self.final_text()}>"
         keys = ", ".join(self.series) or "no metrics yet"
         return f"<nbtrack live chart of run {self.run_name!r}: {keys}>"
 
