@@ -28,6 +28,8 @@ import mlflow.xgboost
 
 X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 7})
 Y = X["a"] * 2 + X["b"]
+#: given, so that MLflow does not start a process to infer them
+PINS = ["scikit-learn"]
 
 
 class Doubler(nbtrack.pyfunc.PythonModel):
@@ -133,7 +135,7 @@ def test_nbtrack_loads_mlflow_sklearn_models(tmp_path, serialization_format):
     model = LogisticRegression().fit(X, Y.median() < Y)
     folder = tmp_path / "mlflow-sklearn"
     mlflow.sklearn.save_model(model, str(folder), input_example=X.head(3),
-                              serialization_format=serialization_format)
+                              serialization_format=serialization_format, pip_requirements=PINS)
     native = nbtrack.sklearn.load_model(folder)
     assert isinstance(native, LogisticRegression)
     loaded = nbtrack.pyfunc.load_model(folder)
@@ -144,7 +146,8 @@ def test_nbtrack_loads_mlflow_sklearn_models(tmp_path, serialization_format):
 def test_nbtrack_honours_mlflow_predict_fn(tmp_path):
     model = LogisticRegression().fit(X, Y.median() < Y)
     folder = tmp_path / "proba"
-    mlflow.sklearn.save_model(model, str(folder), pyfunc_predict_fn="predict_proba")
+    mlflow.sklearn.save_model(model, str(folder), pyfunc_predict_fn="predict_proba",
+                              pip_requirements=PINS)
     np.testing.assert_allclose(nbtrack.pyfunc.load_model(folder).predict(X),
                                model.predict_proba(X))
 
@@ -160,7 +163,7 @@ def test_nbtrack_loads_mlflow_xgboost_models(tmp_path, api):
         model = xgboost.train({"max_depth": 2}, xgboost.DMatrix(X, label=Y), num_boost_round=3)
         expected = model.predict(xgboost.DMatrix(X))
     folder = tmp_path / "mlflow-xgb"
-    mlflow.xgboost.save_model(model, str(folder))
+    mlflow.xgboost.save_model(model, str(folder), pip_requirements=["xgboost"])
     assert type(nbtrack.xgboost.load_model(folder)) is type(model)
     np.testing.assert_allclose(nbtrack.pyfunc.load_model(folder).predict(X), expected,
                                rtol=1e-6)
@@ -168,7 +171,8 @@ def test_nbtrack_loads_mlflow_xgboost_models(tmp_path, api):
 
 def test_nbtrack_loads_mlflow_custom_pyfunc_models(tmp_path):
     folder = tmp_path / "mlflow-pyfunc"
-    mlflow.pyfunc.save_model(str(folder), python_model=MlflowTripler(), input_example=X.head(2))
+    mlflow.pyfunc.save_model(str(folder), python_model=MlflowTripler(), input_example=X.head(2),
+                             pip_requirements=["mlflow"])
     loaded = nbtrack.pyfunc.load_model(folder)
     np.testing.assert_allclose(np.asarray(loaded.predict(X)), X["a"] * 3)
     assert isinstance(loaded.unwrap_python_model(), MlflowTripler)

@@ -16,7 +16,7 @@ from nbtrack.cli.table import runs_table
 __all__ = ["main", "runs_table"]
 
 COMMAND_MODULES = ("nbtrack.cli.runs", "nbtrack.cli.models", "nbtrack.cli.storage",
-                   "nbtrack.cli.notebooks")
+                   "nbtrack.cli.notebooks", "nbtrack.interop.cli")
 
 
 def _version() -> str:

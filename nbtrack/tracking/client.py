@@ -33,6 +33,7 @@ from nbtrack.exceptions import InvalidValueError, NotFoundError, StoreBusyError
 from nbtrack.store.base import NewRun
 from nbtrack.store.registry import get_store
 from nbtrack.tracking import names, serialize
+from nbtrack.tracking.client_import import ImportClientMixin
 from nbtrack.tracking.names import (
     INT64_MAX,
     INT64_MIN,
@@ -56,7 +57,7 @@ def _param(key, value) -> tuple[str, str]:
     return key, check_text(str(value), f"value of param {key!r}")
 
 
-class Client(RegistryClientMixin):
+class Client(ImportClientMixin, RegistryClientMixin):
     """Work with experiments and runs by id.
 
     Args:
