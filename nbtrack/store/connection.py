@@ -169,6 +169,21 @@ def float_env(name: str, default: float) -> float:
         return default
 
 
+#: The block size of new store files. DuckDB's default, 256 KB, is the smallest unit a table,
+#: an index or the metadata takes at a checkpoint: the ~20 tables and ~10 indexes of an nbtrack
+#: store made a store of 11 small runs 5-6 MB. With 32 KB blocks it is about 1.4 MB, and stores
+#: of 300 runs x 1,000 points are half the size, writes and searches as fast (measured). Older
+#: stores keep the block size they were made with.
+BLOCK_SIZE = 32 * 1024
+
+
+def create_file(db_path: Path) -> None:
+    """Create an empty DuckDB file with ``BLOCK_SIZE`` blocks (fixed for the file's life)."""
+    import duckdb
+
+    duckdb.connect(str(db_path), config={"default_block_size": str(BLOCK_SIZE)}).close()
+
+
 class ConnectionManager:
     """Hands out the store's DuckDB connection to one thread at a time, under the store lock."""
 
@@ -284,6 +299,8 @@ class ConnectionManager:
         try:
             while True:
                 try:
+                    if not self.db_path.exists():  # a new store: small blocks (see BLOCK_SIZE)
+                        create_file(self.db_path)
                     # binds without pandas; reaches no file but the store's (see sandbox)
                     conn = Connection(sandbox.connect(str(self.db_path)))
                     conn.execute("SET enable_progress_bar = false")  # no bars in notebooks
