@@ -1,6 +1,6 @@
 // Metric history of the selected runs: step or time on x, smoothing, a log y axis.
 import { decodeTable } from "./arrow.js";
-import Plotly from "./plotly.js";
+import { getPlotly, purge } from "./plotly.js";
 import { seriesByRun, smooth } from "./smoothing.js";
 import { whenVisible } from "./visible.js";
 
@@ -35,7 +35,7 @@ export function createCurves(el, { onMetric }) {
     metric.value = chosen;
     const data = decodeTable(history);
     if (data.numRows === 0) {
-      Plotly.purge(plot);
+      purge(plot);
       note.textContent = "Select runs in the table to see their curves.";
       return;
     }
@@ -47,7 +47,7 @@ export function createCurves(el, { onMetric }) {
       traces.push({ type: "scatter", mode: "lines", name: names.get(id) ?? id.slice(0, 8),
         x, y: smooth(s.value, alpha) });
     }
-    whenVisible(plot, () => Plotly.react(plot, traces, {
+    whenVisible(plot, () => getPlotly().react(plot, traces, {
       height: 300, margin: { l: 50, r: 20, t: 20, b: 40 },
       xaxis: { title: { text: xAxis.value } },
       yaxis: { title: { text: chosen.slice(8) }, type: logBox.checked ? "log" : "linear" },

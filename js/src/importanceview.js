@@ -1,5 +1,5 @@
 // Parameter importance against a chosen metric: correlation and model-based importance.
-import Plotly from "./plotly.js";
+import { getPlotly, purge } from "./plotly.js";
 import { whenVisible } from "./visible.js";
 
 /** Build the importance panel in `el`; returns `{update(model)}`. */
@@ -20,11 +20,11 @@ export function createImportance(el, { onMetric }) {
       note.textContent = importance.note ?? "";
       const rows = importance.rows ?? [];
       if (rows.length === 0) {
-        Plotly.purge(plot);
+        purge(plot);
         return;
       }
       const labels = rows.map((r) => r.param.slice(7)).reverse();
-      whenVisible(plot, () => Plotly.react(plot, [
+      whenVisible(plot, () => getPlotly().react(plot, [
         { type: "bar", orientation: "h", name: "importance", y: labels,
           x: rows.map((r) => r.importance ?? null).reverse() },
         { type: "bar", orientation: "h", name: "correlation (r or η)", y: labels,

@@ -99,7 +99,8 @@ export function linesNote(drawn, total) {
     "as lines (an even sample); brushed and selected runs are always drawn.";
 }
 
-const PALETTE = ["#440154", "#414487", "#2a788e", "#22a884", "#7ad151", "#fde725"];
+// viridis without its palest yellow, which vanishes on a white page
+const PALETTE = ["#440154", "#414487", "#2a788e", "#22a884", "#5ec962", "#b5de2b"];
 
 /** A colour from viridis for `t` in [0, 1] (grey for a missing value). */
 export function colorFor(t) {

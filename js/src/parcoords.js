@@ -37,7 +37,7 @@ export function createParcoords(el, { onBrush }) {
   box.dataset.draws = "0";
 
   let axes = [];
-  let ids = [];
+  let ids = () => []; // the run ids, decoded only when some are selected
   let tone = null; // per row: the colour scale's position (first metric), or null
   let sample = [];
   let domains = [];
@@ -114,7 +114,7 @@ export function createParcoords(el, { onBrush }) {
       stroke(ctx, shown, colored, lineAlpha(shown.length, { min: 0.3, max: 1, k: 8 }), 1.2);
     }
     const picked = [];
-    ids.forEach((id, i) => selected.has(id) && picked.push(i));
+    if (selected.size) ids().forEach((id, i) => selected.has(id) && picked.push(i));
     stroke(ctx, picked, () => SELECTED, 1, 2);
     box.dataset.lines = String(sample.length);
     box.dataset.brushed = hits === null ? "" : String(hits.length);
@@ -242,7 +242,7 @@ export function createParcoords(el, { onBrush }) {
       if (fresh) {
         shownData = data;
         shownColumns = key;
-        ids = data.columns.run_id ?? [];
+        ids = () => data.columns.run_id ?? [];
         const chosen = columns.filter((c) => !c.startsWith("tags.")).slice(0, MAX_AXES);
         axes = chosen.map((name) => axisFor(name, data.columns[name] ?? []));
         brushes = {};

@@ -11,11 +11,11 @@ const FIXED = ["run_name", "status", "start_time", "duration"];
 
 function cellText(data, name, row) {
   if (name === "duration") {
-    const end = data.columns.end_time?.[row];
-    const start = data.columns.start_time?.[row];
+    const end = data.valueAt("end_time", row);
+    const start = data.valueAt("start_time", row);
     return end == null || start == null ? "running" : formatDuration(end - start);
   }
-  return formatCell(name, data.columns[name]?.[row]);
+  return formatCell(name, data.valueAt(name, row));
 }
 
 /** Build the table in `el`; returns `{update(data, state), destroy()}`. */
@@ -25,7 +25,7 @@ export function createTable(el, { onSort, onSelect }) {
   const viewport = node("div", { className: "nbt-viewport" }, spacer);
   el.append(header, viewport);
 
-  let data = { names: [], numRows: 0, columns: {} };
+  let data = { names: [], numRows: 0, columns: {}, valueAt: () => undefined };
   let state = { columns: [], order: [], selected: [] };
   let anchor = null;
 
@@ -50,7 +50,6 @@ export function createTable(el, { onSort, onSelect }) {
   }
 
   function renderRows() {
-    const ids = data.columns.run_id ?? [];
     spacer.style.height = `${data.numRows * ROW_HEIGHT}px`;
     const [first, last] = visibleRange(viewport.scrollTop, viewport.clientHeight || 360,
       ROW_HEIGHT, data.numRows);
@@ -60,8 +59,9 @@ export function createTable(el, { onSort, onSelect }) {
       row.className = "nbt-row nbt-body-row";
       row.style.gridTemplateColumns = template();
       row.style.top = `${i * ROW_HEIGHT}px`;
-      row.dataset.runId = ids[i];
-      const picked = state.selected.includes(ids[i]);
+      const id = data.valueAt("run_id", i);
+      row.dataset.runId = id;
+      const picked = state.selected.includes(id);
       row.classList.toggle("nbt-selected", picked);
       const box = document.createElement("input");
       box.type = "checkbox";
@@ -72,10 +72,11 @@ export function createTable(el, { onSort, onSelect }) {
         const cell = document.createElement("span");
         cell.className = `nbt-cell nbt-col-${name.replace(/[^a-z]/gi, "-")}`;
         cell.textContent = cellText(data, name, i);
-        if (name !== "duration") cell.title = cellTitle(name, data.columns[name]?.[i]);
+        if (name !== "duration") cell.title = cellTitle(name, data.valueAt(name, i));
         row.append(cell);
       }
       row.onclick = (event) => {
+        const ids = data.columns.run_id ?? []; // decoded at the first click
         const next = clickSelect(state.selected, ids, i, anchor, event.shiftKey);
         anchor = i;
         onSelect(next);

@@ -61,7 +61,7 @@ describe("parallel-coordinates lines", () => {
   });
   it("colours by viridis, grey for missing values", () => {
     expect(colorFor(0)).toBe("#440154");
-    expect(colorFor(1)).toBe("#fde725");
+    expect(colorFor(1)).toBe("#b5de2b");
     expect(colorFor(NaN)).toBe("#8c959f");
   });
 });

@@ -19,6 +19,20 @@ describe("arrow", () => {
     expect(table.columns["metrics.rmse"][0]).toBe(1.5);
     expect(table.columns["metrics.rmse"][1]).toBeNull();
   });
+  it("reads single cells without decoding a column, and decodes a column once", () => {
+    const bytes = tableToIPC(tableFromArrays({ run_id: ["a", "b", "c"], x: [1, 2, 3] }),
+      { format: "stream" });
+    const table = decodeTable(bytes);
+    expect(table.valueAt("run_id", 2)).toBe("c");
+    expect(Object.getOwnPropertyDescriptor(table.columns, "run_id").get).toBeDefined();
+    expect(table.valueAt("nope", 0)).toBeUndefined();
+    const ids = table.columns.run_id;
+    expect(Array.from(ids)).toEqual(["a", "b", "c"]);
+    expect(table.columns.run_id).toBe(ids);
+    expect(table.valueAt("run_id", 1)).toBe("b");
+    expect(Object.keys(table.columns)).toEqual(["run_id", "x"]);
+    expect(decodeTable(null).valueAt("x", 0)).toBeUndefined();
+  });
   it("treats an empty payload as an empty table", () => {
     expect(decodeTable(new DataView(new ArrayBuffer(0))).numRows).toBe(0);
     expect(asBytes(null).byteLength).toBe(0);
