@@ -16,7 +16,8 @@ from nbtrack.cli.table import runs_table
 __all__ = ["main", "runs_table"]
 
 COMMAND_MODULES = ("nbtrack.cli.runs", "nbtrack.cli.models", "nbtrack.cli.storage",
-                   "nbtrack.cli.notebooks", "nbtrack.interop.cli")
+                   "nbtrack.cli.notebooks", "nbtrack.interop.cli",
+                   "nbtrack.ui.cli")
 
 
 def _version() -> str:
@@ -46,11 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     from nbtrack.exceptions import NbtrackError
 
     try:
-        open_store(args, commands, read_only=args.read_only)
+        open_store(args, commands, read_only=getattr(args, "read_only", False))
         return int(args.func(args) or 0)
     except (CliError, NbtrackError) as exc:
         print(f"nbtrack: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `nbtrack runs | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
