@@ -220,3 +220,18 @@ def test_text_fallback_keeps_the_first_rows(taxi_runs):
     assert lines[2].split()[:3] == ["run-1", "FINISHED", "3.9"]
     assert len(lines) == 6
     assert "... 2 more" in widget.snapshot_text(rows=2)
+
+
+def test_a_new_order_is_marked_so_the_front_end_keeps_its_plot(taxi_runs):
+    """The front end redraws no chart for a table whose reason is "order" (same rows)."""
+    widget = nbtrack.compare("nyc-taxi")
+    sent = []
+    widget.observe(lambda change: sent.append((widget.table_reason, change["new"])),
+                   names=["table"])
+    widget.order_by = ["metrics.rmse DESC"]
+    assert [reason for reason, _ in sent] == ["order"]
+    assert table_of(widget).column("metrics.rmse").to_pylist() == [5.1, 4.8, 4.2, 3.9]
+    widget.filter = "metrics.rmse < 5"
+    widget.brush = {"metrics.rmse": {"ranges": [[4, 5]]}}
+    assert [reason for reason, _ in sent] == ["order", "rows", "rows"]
+    assert widget.row_count == 2
