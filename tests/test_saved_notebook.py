@@ -8,6 +8,7 @@ must grow by less than 300 KB over the unexecuted one.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -88,3 +89,57 @@ def test_three_dashboards_and_ten_tracked_cells_grow_the_notebook_by_under_300kb
     bundle = frontend.bundle("compare.js")
     assert all(len(s.get("_esm", "")) < 10_000 for s in compares)
     assert not any(bundle.data[:200].decode() in json.dumps(s) for s in models.values())
+
+
+# --- the same notebook in JupyterLab 4 and Notebook 7 (headless Chromium) ---------------------
+# The page, the server and the front ends come from test_browser's fixtures.
+from test_browser import CHROMIUM, front_end, lab, page  # noqa: E402, F401
+
+
+@pytest.fixture
+def notebook(lab):  # noqa: F811
+    """The notebook above, written beside the server's example notebooks."""
+    import nbformat
+
+    content = _notebook(lab.root.parent / "store")
+    content.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                      "language": "python"}
+    nbformat.write(content, lab.root / "lean.ipynb")
+    return "lean.ipynb"
+
+
+ROWS = "i => document.querySelectorAll('.nbtrack-compare')[i]?.dataset.rows"
+FRONTENDS = "() => [...(globalThis[Symbol.for('nbtrack.frontends')]?.keys() ?? [])]"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_the_dashboards_work_in_the_browser_with_the_front_end_fetched_once(
+        page, front_end, notebook):  # noqa: F811
+    page.wait_for_selector(".jp-Notebook", state="visible")
+    deadline = time.monotonic() + 60
+    while page.lab.api(f"/api/kernels/{page.kernel_id}")["connections"] < 1:
+        assert time.monotonic() < deadline, "the page did not connect to its kernel"
+        page.wait_for_timeout(200)
+    page.locator(".jp-Notebook").first.click()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+    # both compare dashboards render from the one fetched bundle: 10 runs, then the 4 of the filter
+    page.locator(".nbtrack-registry").first.wait_for(state="visible", timeout=300_000)
+    page.wait_for_function(f"() => ({ROWS})(0) === '10' && ({ROWS})(1) === '4'")
+    assert page.evaluate(FRONTENDS) == [frontend.bundle("compare.js").id]
+    assert page.locator(".nbtrack-loading").count() == 0
+
+    # and they are live: a sort in the second one is answered by the kernel
+    widget = page.locator(".nbtrack-compare").nth(1)
+    answered = int(widget.get_attribute("data-table-version") or 0)
+    widget.locator(".nbt-header [data-column='metrics.rmse']").click()
+    page.wait_for_function(
+        "n => Number(document.querySelectorAll('.nbtrack-compare')[1].dataset.tableVersion)"
+        " >= n", arg=answered + 1)
+    # the kernel re-ran the search: now with the model run (rmse 1) logged after the widget
+    values = [float(v) for v in
+              widget.locator(".nbt-body-row .nbt-col-metrics-rmse").all_inner_texts()]
+    assert len(values) == int(widget.get_attribute("data-rows")) == 5
+    arrow = widget.locator(".nbt-header [data-column='metrics.rmse']").inner_text()[-1]
+    assert values == sorted(values, reverse=arrow == "▼")

@@ -34,15 +34,18 @@ async function importBytes(bytes) {
   }
 }
 
-/** The bundle's module: from the page's cache, or asked of the kernel through `model`. */
-export function frontEnd(model) {
+/**
+ * The bundle's module: from the page's cache, or asked of the kernel through `model`.
+ * `load` turns the bytes into a module (tests pass their own).
+ */
+export function frontEnd(model, load = importBytes) {
   const id = model.get("_nbtrack_frontend");
   const shared = entry(id);
   if (shared.received) return shared.promise;
   const onMessage = (message, buffers) => {
     if (message?.kind !== KIND || message.id !== id || shared.received) return;
     shared.received = true;
-    importBytes(buffers[0]).then(shared.resolve, (error) => {
+    load(buffers[0]).then(shared.resolve, (error) => {
       cache.delete(id); // a later widget may ask again
       shared.reject(error);
     });
