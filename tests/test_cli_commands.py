@@ -281,3 +281,28 @@ def _ridge():
     from sklearn.linear_model import Ridge
 
     return Ridge().fit(np.arange(10.0).reshape(-1, 1), np.arange(10.0))
+
+
+def test_experiments_all_shows_deleted_ones(store_dir, capsys):
+    _runs(experiment="gone", n=1)
+    client = nbtrack.Client()
+    client.delete_experiment(client.get_experiment_by_name("gone").experiment_id)
+    assert main(["experiments"]) == 0
+    assert "gone" not in capsys.readouterr().out
+    assert main(["experiments", "--all"]) == 0
+    assert "deleted" in capsys.readouterr().out
+
+
+def test_runs_max_and_export_order(store_dir, tmp_path, capsys):
+    _runs(n=3)
+    assert main(["runs", "--max", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3  # header and two runs
+    out = tmp_path / "ordered.csv"
+    assert main(["export", "--order", "metrics.rmse DESC", "-o", str(out)]) == 0
+    assert list(pd.read_csv(out)["run_name"]) == ["run2", "run1", "run0"]
+
+
+def test_du_max(store_dir, capsys):
+    _runs(n=3)
+    assert main(["du", "--max", "1", "--no-progress"]) == 0
+    assert "Largest runs (2 more: --max)" in capsys.readouterr().out

@@ -248,3 +248,18 @@ def test_live_chart_updates_while_the_cell_runs(tmp_path, kernel_name):
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_a_failing_tracked_cell_shows_its_own_line(tmp_path, kernel_name):
+    import re
+
+    nb = run_notebook(tmp_path / "fail.ipynb", [
+        f"%load_ext nbtrack\n%track_config --tracking-uri {tmp_path / 'store'} --no-live",
+        "%%track -n bad\nx = 1\ndef check(v):\n    raise ValueError(f'bad {v}')\ncheck(x)",
+    ], kernel_name)
+    error = next(o for o in nb.cells[1]["outputs"] if o["output_type"] == "error")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error["traceback"]))
+    # numbered as the notebook shows the cell (the %%track line is line 1)
+    assert "----> 5 check(x)" in text
+    assert "----> 4     raise ValueError(f'bad {v}')" in text
+    assert "track.py" not in text and "cell_runner.py" not in text  # the magic's frames hidden

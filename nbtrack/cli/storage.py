@@ -23,6 +23,7 @@ def add_parsers(sub) -> None:
     du = sub.add_parser("du", help="disk use per experiment and per run")
     du.add_argument("--experiment", "-e", action="append", help="only these experiments")
     du.add_argument("--max", type=int, default=20, help="largest runs to list (default 20)")
+    du.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_tracking_uri(du)
     du.set_defaults(func=du_command, read_only=True)
 
@@ -85,8 +86,12 @@ def du_command(args) -> int:
     counts = dict(zip(points["run_id"], points["n"], strict=True))
     gone = nbtrack.search_runs(search_all_experiments=True, run_view_type=ViewType.DELETED_ONLY)
     deleted = set(gone["run_id"]) if not gone.empty else set()
+    from tqdm.auto import tqdm
+
     rows = []
-    for record in frame.itertuples(index=False) if not frame.empty else []:
+    records = list(frame.itertuples(index=False)) if not frame.empty else []
+    progress = not args.no_progress and sys.stderr.isatty()
+    for record in tqdm(records, desc="du", unit="run", disable=not progress):
         rows.append({"experiment": names.get(record.experiment_id, record.experiment_id),
                      "run_id": record.run_id[:8], "run_name": record.run_name,
                      "deleted": record.run_id in deleted,
