@@ -122,7 +122,8 @@ def _longest(page, start_ms: float, until_ms: float) -> float:
     return page.evaluate(LONGEST, [start_ms, until_ms]) / 1000
 
 
-def measure(runs: int, repeats: int, store: Path | None = None) -> dict:
+def measure(runs: int, repeats: int, store: Path | None = None,
+            screenshot: Path | None = None) -> dict:
     from playwright.sync_api import sync_playwright
     from servers import jupyter_server
     from workloads import _nbtrack_seed
@@ -171,6 +172,8 @@ def measure(runs: int, repeats: int, store: Path | None = None) -> dict:
                                          m["start_ms"] + 1000 * m["plot"] + 1000)
             opens.append(m)
         widget_el = page.locator(".nbtrack-compare").first
+        if screenshot:
+            widget_el.screenshot(path=str(screenshot))
         header = widget_el.locator(".nbt-header [data-column='metrics.rmse']")
         for i in range(repeats):
             version = int(widget_el.get_attribute("data-table-version") or 0)
@@ -211,11 +214,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--store", type=Path, help="a folder to seed once and reuse after")
+    parser.add_argument("--screenshot", type=Path, help="save the dashboard as a PNG here")
     args = parser.parse_args()
     if CHROMIUM is None:
         print("Chromium is not installed: apt-get install chromium", file=sys.stderr)
         return 2
-    r = measure(args.runs, args.repeats, args.store)
+    r = measure(args.runs, args.repeats, args.store, args.screenshot)
     longest = max(r["longest_task"], r["sort_longest_task"])
     checks = {"rows": r["rows"], "plot": r["plot"], "longest_task": longest, "sort": r["sort"]}
     missed = [k for k, v in checks.items() if v > TARGETS[k]] + (

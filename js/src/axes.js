@@ -3,7 +3,8 @@ import { columnLabel } from "./columns.js";
 import { formatNumber } from "./format.js";
 
 const MAX_TICKS = 25;
-const LOG_SPAN = 100; // positive values spanning two decades or more get a log axis
+const LOG_SPAN = 100; // positive values spanning two decades or more may get a log axis
+const LOG_SKEW = 0.2; // ... when their median sits in the lowest fifth of a linear axis
 
 function asNumbers(raw) {
   const out = new Float64Array(raw.length);
@@ -20,6 +21,13 @@ function asNumbers(raw) {
   return out;
 }
 
+/** Whether most values crowd the bottom of a linear axis (as learning rates do). */
+function skewed(finite, lo, hi) {
+  const sorted = Float64Array.from(finite).sort();
+  const median = sorted[Math.floor(sorted.length / 2)];
+  return (median - lo) / (hi - lo) < LOG_SKEW;
+}
+
 /** One axis from a column: `{name, label, kind, values, tickvals?, ticktext?, raw}`. */
 export function axisFor(name, raw) {
   const label = columnLabel(name);
@@ -28,7 +36,7 @@ export function axisFor(name, raw) {
     const finite = numbers.filter(Number.isFinite);
     const lo = Math.min(...finite);
     const hi = Math.max(...finite);
-    if (finite.length && lo > 0 && hi / lo >= LOG_SPAN) {
+    if (finite.length && lo > 0 && hi / lo >= LOG_SPAN && skewed(finite, lo, hi)) {
       const values = numbers.map((v) => (v > 0 ? Math.log10(v) : NaN));
       const powers = [];
       for (let p = Math.floor(Math.log10(lo)); p <= Math.ceil(Math.log10(hi)); p++) powers.push(p);

@@ -47,7 +47,7 @@ describe("parallel-coordinates lines", () => {
     expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
     expect(niceTicks(-0.02, 1.02)).toEqual([0, 0.25, 0.5, 0.75, 1]);
     expect(niceTicks(1, 1)).toEqual([]);
-    const log = axisFor("params.lr", ["0.0001", "0.1"]);
+    const log = axisFor("params.lr", ["0.0001", "0.001", "0.1"]);
     expect(axisTicks(log, domainOf(log)).map((t) => t.text)).toEqual(["1.000e-4", "0.001",
       "0.01", "0.1"]);
     const model = axisFor("params.model", ["lasso", "ridge"]);

@@ -143,6 +143,12 @@ describe("parallel-coordinates axes", () => {
     expect(axis.tickvals).toEqual([-4, -3, -2, -1]);
     expect(axis.ticktext[0]).toBe("1.000e-4");
   });
+  it("keeps a linear axis for values spread evenly over decades", () => {
+    const even = Array.from({ length: 1000 }, (_, i) => (i + 1) / 1000); // 0.001 .. 1
+    expect(axisFor("metrics.rmse", even).kind).toBe("numeric");
+    const lr = Array.from({ length: 1000 }, (_, i) => 10 ** (-4 + (3 * i) / 999));
+    expect(axisFor("params.lr", lr).kind).toBe("log");
+  });
   it("maps text to categories with labelled ticks", () => {
     const axis = axisFor("params.model", ["ridge", "lasso", "ridge", null]);
     expect(axis.kind).toBe("category");
