@@ -306,3 +306,62 @@ def test_a_tracking_servers_artifacts_are_read_from_its_artifact_root(tmp_path, 
     assert summary.copied["artifact files"] == 1, summary
     local = nbtrack.Client().download_artifacts(run.info.run_id, "plots/curve.csv")
     assert Path(local).read_text() == "x,y\n1,2\n"
+
+
+@pytest.fixture
+def postgres_uri():
+    """A PostgreSQL server of its own (initdb, pg_ctl) for the test, as an MLflow store URI."""
+    import os
+    import pwd
+    import subprocess
+    import tempfile
+
+    pytest.importorskip("psycopg2")
+    bin_dir = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+                    if (p / "initdb").is_file()), None) if Path("/usr/lib/postgresql").is_dir() \
+        else None
+    if bin_dir is None and shutil.which("initdb"):
+        bin_dir = Path(shutil.which("initdb")).parent
+    if bin_dir is None:
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
+    run_as: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="nbtrack-pg-"))
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root without a postgres user for the server")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = 54000 + os.getpid() % 1000
+    subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(root / "data"), "-A", "trust",
+                    "-U", "mlflow"], check=True, capture_output=True)
+    subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-w", "-l",
+                    str(root / "log"), "-o", f"-p {port} -k {root} -c listen_addresses=''",
+                    "start"], check=True, capture_output=True)
+    try:
+        import psycopg2
+
+        connection = psycopg2.connect(host=str(root), port=port, user="mlflow",
+                                      dbname="postgres")
+        connection.autocommit = True
+        connection.cursor().execute("CREATE DATABASE mlflow")
+        connection.close()
+        yield f"postgresql+psycopg2://mlflow@/mlflow?host={root}&port={port}"
+    finally:
+        subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m",
+                        "fast", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_import_from_postgresql(postgres_uri, tmp_path):
+    ids = make_mlflow_store(postgres_uri, tmp_path)
+    summary = import_mlflow(postgres_uri, show_progress=False)
+    assert summary.copied["runs"] == 5 and summary.copied["model versions"] == 2, summary
+    client = nbtrack.Client()
+    assert client.get_run(ids["parent"]).data.params == {"alpha": "0.5", "layers": "[64, 32]"}
+    assert len(client.get_metric_history(ids["parent"], "loss")) == 51
+    np.testing.assert_allclose(nbtrack.pyfunc.load_model("models:/taxi-model@champion")
+                               .predict(X), ids["model"].predict(X))
+    assert sum(import_mlflow(postgres_uri, show_progress=False).copied.values()) == 0

@@ -16,6 +16,7 @@ from nbtrack.interop.source import (
     client_for,
     pages,
     progress,
+    quiet_mlflow,
     tracking_uri,
 )
 from nbtrack.interop.summary import Summary
@@ -43,9 +44,10 @@ def export_mlflow(dest: str, client=None, show_progress: bool = True) -> Summary
     bar = progress(sum(len(r) for r in runs.values()), "export-mlflow") if show_progress \
         else None
     try:
-        for experiment in sorted(experiments, key=lambda e: int(e.experiment_id)
-                                 if e.experiment_id.isdigit() else 0):
-            exporter.experiment(experiment, runs[experiment.experiment_id], bar)
+        with quiet_mlflow():
+            for experiment in sorted(experiments, key=lambda e: int(e.experiment_id)
+                                     if e.experiment_id.isdigit() else 0):
+                exporter.experiment(experiment, runs[experiment.experiment_id], bar)
     finally:
         if bar is not None:
             bar.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 from nbtrack.entities import LifecycleStage, Metric, Param, RunSource, RunStatus
 from nbtrack.exceptions import NbtrackError
 from nbtrack.interop import registry_copy
-from nbtrack.interop.source import client_for, pages, progress, tracking_uri
+from nbtrack.interop.source import client_for, pages, progress, quiet_mlflow, tracking_uri
 from nbtrack.interop.summary import Summary
 
 #: MLflow's batch limits, which nbtrack's log_batch also keeps
@@ -53,8 +53,9 @@ def import_mlflow(source: str, client=None, show_progress: bool = True,
     bar = progress(sum(len(r) for r in runs.values()), "import-mlflow") if show_progress \
         else None
     try:
-        for experiment in experiments:
-            importer.experiment(experiment, runs[experiment.experiment_id], bar)
+        with quiet_mlflow():
+            for experiment in experiments:
+                importer.experiment(experiment, runs[experiment.experiment_id], bar)
     finally:
         if bar is not None:
             bar.close()

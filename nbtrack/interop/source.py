@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from nbtrack.exceptions import NbtrackError
@@ -93,3 +95,18 @@ def artifact_location(uri: str, experiment_name: str) -> str | None:
         return None
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", experiment_name).strip("-") or "experiment"
     return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts" / slug).as_uri()
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Without MLflow's own bar for each artifact download (the import shows one bar)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

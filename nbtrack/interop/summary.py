@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+#: the order kinds are listed in (others follow, as met)
+ORDER = ("experiments", "runs", "params", "metric values", "tags", "dataset inputs",
+         "artifact files", "models", "registered models", "model versions", "aliases")
+
 
 @dataclass
 class Summary:
@@ -34,7 +38,8 @@ class Summary:
         self.notes.append(text)
 
     def __str__(self) -> str:
-        kinds = list(dict.fromkeys([*self.copied, *self.present, *(s[0] for s in self.skipped)]))
+        met = {*self.copied, *self.present, *(s[0] for s in self.skipped)}
+        kinds = [k for k in ORDER if k in met] + sorted(met - set(ORDER))
         lines = [f"{self.direction} {self.source}:"]
         width = max((len(k) for k in kinds), default=0)
         for kind in kinds:
