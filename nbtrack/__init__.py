@@ -13,6 +13,7 @@ Heavy libraries (duckdb, pandas, pyarrow) load on first use, not on import.
 
 from nbtrack._version import __version__
 from nbtrack.entities import RunStatus, ViewType
+from nbtrack.exceptions import MlflowException
 from nbtrack.tracking.client import Client
 from nbtrack.tracking.fluent import (
     ActiveRun,
@@ -112,6 +113,7 @@ __all__ = [
     "ActiveRun",
     "Client",
     "MlflowClient",
+    "MlflowException",
     "RunStatus",
     "ViewType",
     "__version__",

@@ -25,7 +25,10 @@ def test_start_run_context_manager_logs_and_finishes():
     assert got.info.run_name == "lasso" and got.info.description == "d"
     assert got.data.params == {"alpha": "0.1", "model": "lasso", "n": "3"}
     assert got.data.metrics == {"rmse": 3.5, "mae": 2.0, "r2": 0.8}
-    assert got.data.tags == {"team": "ml", "stage": "dev", "x": "1"}
+    tags = got.data.tags
+    assert {k: v for k, v in tags.items() if not k.startswith("mlflow.")} == {
+        "team": "ml", "stage": "dev", "x": "1"}
+    assert tags["mlflow.runName"] == "lasso" and tags["mlflow.note.content"] == "d"
     assert got.info.experiment_id == nbtrack.get_experiment_by_name("nyc-taxi").experiment_id
     assert nbtrack.last_active_run().info.run_id == run.info.run_id
 
@@ -213,8 +216,8 @@ def test_delete_run_and_view_types():
 
 
 def test_search_runs_errors():
-    with pytest.raises(NbtrackError, match="No experiment named"):
-        nbtrack.search_runs(experiment_names=["missing"])
+    with pytest.warns(UserWarning, match="No experiment named 'missing'"):
+        assert nbtrack.search_runs(experiment_names=["missing"]).empty  # as in MLflow
     with pytest.raises(NbtrackError, match="output_format"):
         nbtrack.search_runs(output_format="json")
     with pytest.raises(NbtrackError, match="position"):

@@ -40,11 +40,11 @@ def test_register_and_number_versions(client):
     uri = logged_model(4.0)
     first = nbtrack.register_model(uri, "taxi")
     second = client.register_model(uri, "taxi", tags={"team": "ml"})
-    assert (first.version, second.version) == ("1", "2")
+    assert (first.version, second.version) == (1, 2)
     assert first.source == uri and first.run_id == uri.split("/")[1]
     assert first.current_stage == "None" and second.tags == {"team": "ml"}
     other = client.register_model(uri, "other")
-    assert other.version == "1"  # numbered per name
+    assert other.version == 1  # numbered per name
     with pytest.raises(NotFoundError, match="has no model at 'nope'"):
         client.register_model(uri.replace("/model", "/nope"), "taxi")
 
@@ -66,8 +66,8 @@ def test_registered_models_crud_and_search(client):
     client.delete_registered_model_tag("taxi", "owner")
     client.register_model(logged_model(3.0), "taxi")
     renamed = client.rename_registered_model("taxi", "nyc-taxi")
-    assert renamed.name == "nyc-taxi" and client.get_model_version("nyc-taxi", 1).version == "1"
-    with pytest.raises(NotFoundError, match="No registered model named 'taxi'"):
+    assert renamed.name == "nyc-taxi" and client.get_model_version("nyc-taxi", 1).version == 1
+    with pytest.raises(NotFoundError, match="Registered Model with name=taxi not found"):
         client.get_registered_model("taxi")
     client.delete_registered_model("nyc-taxi")
     assert [m.name for m in client.search_registered_models()] == ["churn"]
@@ -83,11 +83,11 @@ def test_versions_tags_descriptions_and_search(client):
     assert version.description == "retrained on May" and version.tags == {"validated": "yes"}
     found = client.search_model_versions("name = 'taxi' AND version_number >= 2",
                                          order_by=["version_number ASC"])
-    assert [v.version for v in found] == ["2", "3"]
-    assert [v.version for v in client.search_model_versions("tags.validated = 'yes'")] == ["2"]
+    assert [v.version for v in found] == [2, 3]
+    assert [v.version for v in client.search_model_versions("tags.validated = 'yes'")] == [2]
     client.delete_model_version_tag("taxi", 2, "validated")
     client.delete_model_version("taxi", 3)
-    with pytest.raises(NotFoundError, match="has no version 3"):
+    with pytest.raises(NotFoundError, match=r"Model Version \(name=taxi, version=3\) not found"):
         client.get_model_version("taxi", 3)
     with pytest.raises(InvalidValueError, match="whole number"):
         client.get_model_version("taxi", "latest")
@@ -104,14 +104,14 @@ def test_stages_aliases_and_latest_versions(client):
     assert moved.current_stage == "Production"
     assert client.get_model_version("taxi", 1).current_stage == "Archived"
     latest = {v.current_stage: v.version for v in client.get_latest_versions("taxi")}
-    assert latest == {"Archived": "1", "Staging": "2", "Production": "3"}
-    assert [v.version for v in client.get_latest_versions("taxi", ["Staging"])] == ["2"]
+    assert latest == {"Archived": 1, "Staging": 2, "Production": 3}
+    assert [v.version for v in client.get_latest_versions("taxi", ["Staging"])] == [2]
     with pytest.raises(InvalidValueError, match="use one of None, Staging"):
         client.transition_model_version_stage("taxi", 1, "Prod")
     client.set_registered_model_alias("taxi", "champion", 2)
     client.set_registered_model_alias("taxi", "champion", 3)  # moves
-    assert client.get_model_version_by_alias("taxi", "champion").version == "3"
-    assert client.get_registered_model("taxi").aliases == {"champion": "3"}
+    assert client.get_model_version_by_alias("taxi", "champion").version == 3
+    assert client.get_registered_model("taxi").aliases == {"champion": 3}
     with pytest.raises(InvalidValueError, match="cannot be an alias"):
         client.set_registered_model_alias("taxi", "v2", 2)
     client.delete_registered_model_alias("taxi", "champion")
@@ -170,8 +170,8 @@ def test_every_change_is_in_the_audit_log_and_replays(client):
                                                                           "Archived")
     assert set(events["user_id"]) == {nbtrack.capture.system.user()}
     assert str(events["time"].dtype).startswith("datetime64")
-    assert client.get_model_version_at("taxi", "Production", between).version == "1"
-    assert client.get_model_version_at("taxi", "Production", time.time() * 1000).version == "2"
+    assert client.get_model_version_at("taxi", "Production", between).version == 1
+    assert client.get_model_version_at("taxi", "Production", time.time() * 1000).version == 2
     assert client.get_model_version_at("taxi", "Production", 0) is None
     assert len(nbtrack.sql("SELECT * FROM registry_events")) == 7  # and in SQL
 

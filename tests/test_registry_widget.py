@@ -24,8 +24,8 @@ def test_shows_versions_with_badges_metrics_and_history(taxi):
     assert isinstance(widget, RegistryWidget)
     assert [m["name"] for m in widget.models] == ["churn", "taxi"]
     by_version = {v["version"]: v for v in widget.versions}
-    assert by_version["1"]["stage"] == "Production" and by_version["1"]["aliases"] == ["champion"]
-    assert by_version["3"]["metrics"] == {"rmse": 3.2} and by_version["3"]["run_name"]
+    assert by_version[1]["stage"] == "Production" and by_version[1]["aliases"] == ["champion"]
+    assert by_version[3]["metrics"] == {"rmse": 3.2} and by_version[3]["run_name"]
     assert [e["action"] for e in widget.history][:2] == ["set_alias", "transition_stage"]
     assert "v1    Production  @champion" in repr(widget)
     widget.selected_model = "churn"  # as the model picker does
@@ -46,7 +46,7 @@ def test_buttons_go_through_the_client_and_its_checks(taxi):
     assert taxi.get_model_version("taxi", 3).current_stage == "Production"
     assert taxi.get_model_version("taxi", 1).current_stage == "Archived"
     widget.act({"action": "set_alias", "version": "3", "alias": " champion "})
-    assert taxi.get_model_version_by_alias("taxi", "champion").version == "3"
+    assert taxi.get_model_version_by_alias("taxi", "champion").version == 3
     widget.act({"action": "delete_alias", "alias": "champion"})
     assert taxi.get_registered_model("taxi").aliases == {}
     widget.act({"action": "describe", "version": "3", "description": "May retrain"})

@@ -122,7 +122,8 @@ def test_search_returns_full_run_entities(client, experiment_id, runs):
     assert run.info.start_time == 1000
     assert run.data.metrics == {"rmse": 1.0, "acc": 0.9}
     assert run.data.params == {"model": "lasso", "alpha": "0.1"}
-    assert run.data.tags == {"team": "ml"}
+    assert {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")} == {
+        "team": "ml"}
 
 
 def test_dataframe_columns_follow_mlflow(experiment_id, runs):

@@ -66,7 +66,7 @@ def test_precedence_and_parentheses():
         ("params.alpha = 0.1", 15, "quoted string"),
         ("metrics.a <", 11, "Expected a number"),
         ("(metrics.a > 1", 14, "Expected ')'"),
-        ("foo = 'x'", 0, "Unknown attribute 'foo'"),
+        ("foo = 'x'", 0, "Invalid attribute key 'foo'"),
         ("params.a > 'x'", 9, "> does not apply"),
         ("metrics.a = 1 garbage", 14, "Expected AND, OR"),
         ("metrics.a = 1 AND", 17, "Expected an identifier"),
@@ -98,7 +98,7 @@ def test_order_by():
     ]
     with pytest.raises(FilterSyntaxError, match="ASC, DESC"):
         parse_order_by("metrics.rmse SIDEWAYS")
-    with pytest.raises(FilterSyntaxError, match="Unknown attribute"):
+    with pytest.raises(FilterSyntaxError, match="Invalid attribute key"):
         parse_order_by("nosuch")
 
 

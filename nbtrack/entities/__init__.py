@@ -3,12 +3,21 @@
 ``tracking``: experiments, runs and their values; ``registry``: registered models and versions.
 """
 
-from nbtrack.entities.registry import STAGES, ModelVersion, RegisteredModel, check_stage
+from nbtrack.entities.registry import (
+    STAGES,
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelTag,
+    check_stage,
+)
 from nbtrack.entities.tracking import (
     Dataset,
     DatasetInput,
     Experiment,
+    ExperimentTag,
     FileInfo,
+    InputTag,
     LifecycleStage,
     Metric,
     MetricHistory,
@@ -25,7 +34,8 @@ from nbtrack.entities.tracking import (
 )
 
 __all__ = [
-    "STAGES", "Dataset", "DatasetInput", "Experiment", "FileInfo", "LifecycleStage", "Metric",
-    "MetricHistory", "ModelVersion", "PagedList", "Param", "RegisteredModel", "Run", "RunData",
-    "RunInfo", "RunInputs", "RunSource", "RunStatus", "RunTag", "ViewType", "check_stage",
+    "STAGES", "Dataset", "DatasetInput", "Experiment", "ExperimentTag", "FileInfo", "InputTag",
+    "LifecycleStage", "Metric", "MetricHistory", "ModelVersion", "ModelVersionTag", "PagedList",
+    "Param", "RegisteredModel", "RegisteredModelTag", "Run", "RunData", "RunInfo", "RunInputs",
+    "RunSource", "RunStatus", "RunTag", "ViewType", "check_stage",
 ]

@@ -18,11 +18,27 @@ def check_stage(stage: str) -> str:
 
 
 @dataclass(frozen=True)
+class RegisteredModelTag:
+    """A tag on a registered model."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ModelVersionTag:
+    """A tag on a model version."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
 class ModelVersion:
-    """One version of a registered model. ``version`` is text, as in MLflow (``"3"``)."""
+    """One version of a registered model. ``version`` is a number, as in MLflow 3 (``3``)."""
 
     name: str
-    version: str
+    version: int
     source: str
     run_id: str | None
     current_stage: str
@@ -44,5 +60,5 @@ class RegisteredModel:
     creation_timestamp: int
     last_updated_timestamp: int
     tags: dict[str, str] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)  # alias -> version
+    aliases: dict[str, int] = field(default_factory=dict)  # alias -> version
     latest_versions: list[ModelVersion] = field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,14 +58,36 @@ class RunStatus:
 
     ALL = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
     TERMINAL = (FINISHED, FAILED, KILLED)
+    #: MLflow's numbers for the states (``RunStatus.from_string("FINISHED") == 3``)
+    NUMBERS = {RUNNING: 1, SCHEDULED: 2, FINISHED: 3, FAILED: 4, KILLED: 5}
 
     @classmethod
-    def check(cls, status: str) -> str:
-        """Return ``status`` upper-cased, or raise if it is not a run status."""
-        value = str(status).upper()
+    def check(cls, status: str | int) -> str:
+        """Return ``status`` as its upper-case name (MLflow's numbers are accepted too)."""
+        value = cls.to_string(status) if isinstance(status, int) else str(status).upper()
         if value not in cls.ALL:
             raise ValueError(f"Unknown run status {status!r}: use one of {', '.join(cls.ALL)}.")
         return value
+
+    @classmethod
+    def to_string(cls, status: str | int) -> str:
+        """The name of a status given as MLflow's number (or as a name): ``3`` -> FINISHED."""
+        if isinstance(status, str):
+            return cls.check(status)
+        for name, number in cls.NUMBERS.items():
+            if number == status:
+                return name
+        raise ValueError(f"Unknown run status {status!r}: use one of {', '.join(cls.ALL)}.")
+
+    @classmethod
+    def from_string(cls, status: str) -> int:
+        """MLflow's number of a status name: ``"FINISHED"`` -> 3."""
+        return cls.NUMBERS[cls.check(status)]
+
+    @classmethod
+    def is_terminated(cls, status: str | int) -> bool:
+        """Whether a status is one a run ends with (FINISHED, FAILED or KILLED)."""
+        return cls.check(status) in cls.TERMINAL
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,22 @@ class Param:
 @dataclass(frozen=True)
 class RunTag:
     """A free-form label on a run; may be overwritten."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ExperimentTag:
+    """A tag on an experiment."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class InputTag:
+    """A tag on a run's input, such as its ``mlflow.data.context``."""
 
     key: str
     value: str
@@ -201,49 +240,39 @@ class FileInfo:
     sha256: str | None = None
 
 
-@dataclass(frozen=True)
-class PagedList:
-    """A page of results plus the token that fetches the next page (None at the end)."""
+class PagedList(list):
+    """A page of results (a list) plus ``token``, which fetches the next page (None at the end).
 
-    items: list[Any]
-    token: str | None = None
+    As MLflow's: ``page == []`` holds for an empty page, and ``page.token`` is passed back as
+    ``page_token``.
+    """
 
-    def __iter__(self):
-        return iter(self.items)
+    def __init__(self, items: Iterable[Any] = (), token: str | None = None) -> None:
+        super().__init__(items)
+        self.token = token
 
-    def __len__(self) -> int:
-        return len(self.items)
+    @property
+    def items(self) -> list[Any]:
+        """The page's results as a plain list."""
+        return list(self)
 
-    def __getitem__(self, index):
-        return self.items[index]
+    def __repr__(self) -> str:
+        return f"PagedList({list.__repr__(self)}, token={self.token!r})"
 
 
-class MetricHistory:
-    """A metric's full history, held as columns; items are built as ``Metric`` on access.
+class MetricHistory(list):
+    """A metric's full history: a list of ``Metric`` by step, as MLflow returns it.
 
-    It behaves as a list of ``Metric`` (``len``, indexing, iteration) and converts to a
-    DataFrame with ``to_pandas()`` without building one object per point.
+    ``to_pandas()`` gives a DataFrame with columns step, value, timestamp.
     """
 
     def __init__(self, key: str, values, steps, timestamps) -> None:
+        super().__init__(
+            Metric(key, float(v), int(t), int(s))
+            for v, s, t in zip(values, steps, timestamps, strict=True)
+        )
         self.key = key
         self.values, self.steps, self.timestamps = values, steps, timestamps
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        return Metric(self.key, float(self.values[index]), int(self.timestamps[index]),
-                      int(self.steps[index]))
-
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]
-
-    def __repr__(self) -> str:
-        return f"<MetricHistory {self.key!r}: {len(self)} points>"
 
     def to_pandas(self):
         """The history as a DataFrame with columns step, value, timestamp."""

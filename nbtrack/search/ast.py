@@ -7,16 +7,16 @@ from typing import Union
 
 METRIC, PARAM, TAG, ATTRIBUTE, DATASET = "metric", "param", "tag", "attribute", "dataset"
 
-#: Run attributes that hold text, with the column that stores each.
+#: Run attributes that hold text, with the column that stores each. As in MLflow, a run's
+#: experiment and lifecycle stage are chosen by ``experiment_ids`` and ``run_view_type``, not
+#: by the filter.
 STRING_ATTRIBUTES = (
     "run_id",
     "run_name",
     "status",
     "user_id",
     "artifact_uri",
-    "lifecycle_stage",
     "parent_run_id",
-    "experiment_id",
     "source_type",
     "source_name",
     "git_commit",

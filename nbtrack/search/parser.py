@@ -11,7 +11,7 @@ Grammar (keywords are case-insensitive)::
                 | identifier ["NOT"] "IN" "(" string ("," string)* ")"
     identifier := [prefix "."] key        prefix: metrics, params, tags, attributes, dataset
                                             (and MLflow's aliases: metric, param, parameter, ...)
-    key        := name | `quoted name` | "quoted name"
+    key        := name | `quoted name` | "quoted name" | 'quoted name'
 
 The parser only builds a tree (``nbtrack.search.ast``); the store compiles that tree to
 parameterised SQL, so no text of a filter ever reaches a query.
@@ -59,6 +59,8 @@ PREFIXES = {
     "datasets": DATASET,
 }
 KEYWORDS = {"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE"}
+#: how deep NOT and parentheses may nest (the parser and the SQL compiler recurse per level)
+MAX_DEPTH = 100
 NUMERIC_OPS = ("=", "!=", "<", "<=", ">", ">=")
 STRING_OPS = ("=", "!=", "LIKE", "ILIKE")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)\b", re.I)
@@ -100,7 +102,7 @@ def _read_identifier(text: str, start: int) -> tuple[list[str], int]:
     parts: list[str] = []
     i = start
     while True:
-        if (i < len(text) and text[i] in "`\"" and parts) or (i < len(text) and text[i] == "`"):
+        if (i < len(text) and text[i] in "`\"'" and parts) or (i < len(text) and text[i] == "`"):
             part, i = _read_quoted(text, i)
         else:
             match = _NAME.match(text, i)
@@ -179,6 +181,11 @@ class Vocabulary:
             self.strings + self.numbers)
 
 
+#: run attributes that MLflow's filters do not take, and what to use instead
+_NOT_FILTERS = {
+    "lifecycle_stage": " Choose deleted runs with run_view_type=ViewType.DELETED_ONLY (or ALL).",
+    "experiment_id": " Choose experiments with experiment_ids (or experiment_names).",
+}
 RUNS = Vocabulary((METRIC, PARAM, TAG, ATTRIBUTE, DATASET), STRING_ATTRIBUTES,
                   NUMERIC_ATTRIBUTES, ATTRIBUTE_ALIASES)
 EXPERIMENTS = Vocabulary((TAG, ATTRIBUTE), ("name", "experiment_id", "lifecycle_stage",
@@ -200,8 +207,10 @@ def resolve_identifier(text: str, token: Token, vocab: Vocabulary = RUNS) -> tup
     if entity == ATTRIBUTE:
         key = vocab.aliases.get(key.lower(), key.lower())
         if key not in vocab.strings and key not in vocab.numbers:
+            hint = _NOT_FILTERS.get(key, "") if vocab is RUNS else ""
             raise FilterSyntaxError(
-                text, token.position, f"Unknown attribute {key!r}: {vocab.describe()}"
+                text, token.position,
+                f"Invalid attribute key {key!r} specified.{hint} Valid keys: {vocab.describe()}"
             )
     elif entity == DATASET and key.lower() not in DATASET_FIELDS:
         raise FilterSyntaxError(
@@ -220,6 +229,7 @@ class _Parser:
         self.vocab = vocab
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0
 
     @property
     def current(self) -> Token:
@@ -260,13 +270,21 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def not_expr(self) -> Node:
-        if self.accept_keyword("NOT"):
-            return Not(self.not_expr())
-        if self.current.kind == "punct" and self.current.value == "(":
-            self.pos += 1
-            node = self.or_expr()
-            self.expect_punct(")")
-            return node
+        if (self.current.kind == "keyword" and self.current.value == "NOT") or (
+                self.current.kind == "punct" and self.current.value == "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.fail(f"The filter nests NOT and parentheses more than {MAX_DEPTH} "
+                                "deep; write it flatter (De Morgan, IN lists)")
+            try:
+                if self.accept_keyword("NOT"):
+                    return Not(self.not_expr())
+                self.pos += 1
+                node = self.or_expr()
+                self.expect_punct(")")
+                return node
+            finally:
+                self.depth -= 1
         return self.clause()
 
     def clause(self) -> Comparison:

@@ -11,7 +11,7 @@ durable.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,6 +124,14 @@ class Store(ABC):
     @abstractmethod
     def set_tags(self, run_id: str, items: list[tuple[str, str | None]]) -> None:
         """Set tags; a value of None deletes the tag."""
+
+    @abstractmethod
+    def set_run_attributes(self, run_id: str, attributes: Mapping[str, str | None]) -> None:
+        """Change the run columns that MLflow's system tags stand for.
+
+        Keys are the columns of ``entities.system_tags.COLUMNS`` (``run_name``, ``user_id``,
+        ``description``, ...); None clears a column.
+        """
 
     @abstractmethod
     def add_metric(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:

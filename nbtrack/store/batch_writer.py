@@ -18,6 +18,7 @@ RUN_COLUMNS = (
 )
 UPDATABLE_RUN_COLUMNS = (
     "status", "end_time", "run_name", "description", "lifecycle_stage", "pid", "host",
+    "user_id", "parent_run_id", "source_type", "source_name", "git_commit",
 )
 
 # The latest value per key: highest step, then timestamp, then value (MLflow's order). The
@@ -168,7 +169,8 @@ def _write_run_updates(conn, updates: dict[str, dict], registered: list[str]) ->
         "description": arrow_array(columns["description"], pa.string()),
         "lifecycle_stage": arrow_array(columns["lifecycle_stage"], pa.string()),
         "pid": arrow_array(columns["pid"], pa.int32()),
-        "host": arrow_array(columns["host"], pa.string()),
+        **{c: arrow_array(columns[c], pa.string()) for c in (
+            "host", "user_id", "parent_run_id", "source_type", "source_name", "git_commit")},
     })
     _register(conn, "_nb_updates", table, registered)
     assignments = ", ".join(

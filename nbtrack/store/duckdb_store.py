@@ -12,10 +12,11 @@ import os
 import warnings
 import weakref
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
 from nbtrack.clock import now_ms
-from nbtrack.entities import LifecycleStage, Run, RunStatus
+from nbtrack.entities import LifecycleStage, Run, RunStatus, system_tags
 from nbtrack.exceptions import (
     NbtrackError,
     NotAStoreError,
@@ -333,6 +334,15 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Backend):
         self._writes.pending.set_tags(run_id, items)
         self._after_write()
 
+    def set_run_attributes(self, run_id: str, attributes: Mapping[str, str | None]) -> None:
+        """Queue changes to the columns behind MLflow's system tags."""
+        unknown = set(attributes) - set(system_tags.COLUMNS.values())
+        if unknown:
+            raise ValueError(f"Not a system tag's column: {', '.join(sorted(unknown))}")
+        self._check_writes()
+        self._writes.pending.update_run(run_id, dict(attributes))
+        self._after_write()
+
     def is_known_run(self, run_id: str) -> bool:
         """Whether ``ensure_run`` already vouched for this run in this process (no I/O)."""
         return run_id in self._known_runs
@@ -414,7 +424,7 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Backend):
         runs = self._read(run_queries.load_runs, [run_id])
         if not runs:
             raise NotFoundError(
-                f"No run with id {run_id!r} in the store {self.root}. Find run ids with "
+                f"Run with id={run_id} not found in the store {self.root}. Find run ids with "
                 "nbtrack.search_runs() or `nbtrack runs`."
             )
         return runs[0]

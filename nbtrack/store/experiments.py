@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack.clock import now_ms
 from nbtrack.entities import Experiment, LifecycleStage
-from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
+from nbtrack.exceptions import AlreadyExistsError, InvalidValueError, NotFoundError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,7 +49,7 @@ class ExperimentsMixin:
                     if existing[1] == LifecycleStage.DELETED
                     else " Use set_experiment(name) to reuse it."
                 )
-                raise NbtrackError(f"An experiment named {name!r} already exists.{hint}")
+                raise AlreadyExistsError(f"Experiment(name={name}) already exists.{hint}")
             (next_id,) = conn.execute(
                 "SELECT coalesce(max(CAST(experiment_id AS BIGINT)), -1) + 1 FROM experiments"
             ).fetchone()
@@ -98,7 +98,7 @@ class ExperimentsMixin:
         found = self._experiments("WHERE experiment_id = ?", [str(experiment_id)], wait)
         if not found:
             raise NotFoundError(
-                f"No experiment with id {experiment_id!r} in the store {self.root}. "
+                f"No Experiment with id={experiment_id} exists in the store {self.root}. "
                 "List them with nbtrack.search_experiments() or `nbtrack experiments`."
             )
         return found[0]
@@ -140,7 +140,8 @@ class ExperimentsMixin:
         """Rename an experiment; the new name must be unused."""
         self.get_experiment(experiment_id)
         if self.get_experiment_by_name(new_name) is not None:
-            raise NbtrackError(f"An experiment named {new_name!r} already exists; pick another.")
+            raise AlreadyExistsError(f"Experiment(name={new_name}) already exists; pick another "
+                                     "name.")
         with self._connection.transaction() as conn:
             conn.execute(
                 "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from nbtrack.capture import system
 from nbtrack.clock import now_ms
 from nbtrack.entities import ModelVersion, RegisteredModel, check_stage
-from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
+from nbtrack.exceptions import AlreadyExistsError, InvalidValueError, NotFoundError
 from nbtrack.search.parser import ATTRIBUTE, TAG, Vocabulary, parse_filter, parse_order_by
 from nbtrack.store.search_sql import entity_order, entity_where
 
@@ -51,7 +51,7 @@ FROM model_versions v
 
 def _version(row) -> ModelVersion:
     return ModelVersion(
-        name=row[0], version=str(row[1]), source=row[2], run_id=row[3], current_stage=row[4],
+        name=row[0], version=int(row[1]), source=row[2], run_id=row[3], current_stage=row[4],
         description=row[5], user_id=row[6], status=row[7], creation_timestamp=row[8],
         last_updated_timestamp=row[9], tags={t["k"]: t["v"] for t in row[10] or []},
         aliases=list(row[11] or []))
@@ -101,8 +101,8 @@ class RegistryMixin:
     # registered models ---------------------------------------------------------------------
     def _require_model(self, conn, name: str) -> None:
         if not conn.execute("SELECT 1 FROM registered_models WHERE name = ?", [name]).fetchone():
-            raise NotFoundError(f"No registered model named {name!r}. List them with "
-                                "Client().search_registered_models().")
+            raise NotFoundError(f"Registered Model with name={name} not found. List the "
+                                "models with Client().search_registered_models().")
 
     def create_registered_model(self, name: str, description: str | None = None,
                                 tags: dict | None = None, exist_ok: bool = False) -> None:
@@ -114,8 +114,8 @@ class RegistryMixin:
             if conn.execute("SELECT 1 FROM registered_models WHERE name = ?", [name]).fetchone():
                 if exist_ok:
                     return
-                raise NbtrackError(f"A registered model named {name!r} already exists; "
-                                   "register new versions with register_model().")
+                raise AlreadyExistsError(f"Registered Model (name={name}) already exists. "
+                                         "Register new versions with register_model().")
             conn.execute("INSERT INTO registered_models VALUES (?, ?, ?, ?)",
                          [name, description, now, now])
             for key, value in (tags or {}).items():
@@ -127,8 +127,8 @@ class RegistryMixin:
         """A registered model with its tags, aliases and latest version per stage."""
         found = self._models_where("m.name = ?", [name], None)
         if not found:
-            raise NotFoundError(f"No registered model named {name!r}. List them with "
-                                "Client().search_registered_models().")
+            raise NotFoundError(f"Registered Model with name={name} not found. List the "
+                                "models with Client().search_registered_models().")
         return found[0]
 
     def search_registered_models(self, filter_string: str | None, max_results: int | None,
@@ -164,7 +164,7 @@ class RegistryMixin:
                 models.append(RegisteredModel(
                     name=row[0], description=row[1], creation_timestamp=row[2],
                     last_updated_timestamp=row[3], tags={t["k"]: t["v"] for t in row[4] or []},
-                    aliases={a["a"]: str(a["v"]) for a in row[5] or []}, latest_versions=latest))
+                    aliases={a["a"]: int(a["v"]) for a in row[5] or []}, latest_versions=latest))
         return models
 
     def rename_registered_model(self, name: str, new_name: str) -> None:
@@ -173,7 +173,7 @@ class RegistryMixin:
             self._require_model(conn, name)
             if conn.execute("SELECT 1 FROM registered_models WHERE name = ?",
                             [new_name]).fetchone():
-                raise NbtrackError(f"A registered model named {new_name!r} already exists.")
+                raise AlreadyExistsError(f"Registered Model (name={new_name}) already exists.")
             for table in ("registered_models", "registered_model_tags", "model_versions",
                           "model_version_tags", "model_aliases"):
                 conn.execute(f"UPDATE {table} SET name = ? WHERE name = ?", [new_name, name])
@@ -230,7 +230,7 @@ class RegistryMixin:
         if not conn.execute("SELECT 1 FROM model_versions WHERE name = ? AND version = ?",
                             [name, number]).fetchone():
             self._require_model(conn, name)
-            raise NotFoundError(f"Registered model {name!r} has no version {number}. See its "
+            raise NotFoundError(f"Model Version (name={name}, version={number}) not found. See its "
                                 f"versions with Client().search_model_versions(\"name = "
                                 f"'{name}'\").")
         return number

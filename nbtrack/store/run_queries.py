@@ -5,8 +5,6 @@ Every function takes an open connection and the store (for paths); none of them 
 
 from __future__ import annotations
 
-import base64
-import json
 from collections import defaultdict
 
 from nbtrack.entities import (
@@ -19,8 +17,10 @@ from nbtrack.entities import (
     RunInputs,
     RunSource,
     ViewType,
+    system_tags,
 )
 from nbtrack.exceptions import InvalidValueError
+from nbtrack.search.paging import check_max_results, decode_token, encode_token
 from nbtrack.search.parser import parse_filter, parse_order_by
 from nbtrack.store import run_index
 from nbtrack.store.run_index import quote
@@ -38,6 +38,7 @@ UNION ALL SELECT run_id, 2, key, NULL, value FROM latest_metrics
     WHERE run_id IN (SELECT unnest($1))
 """
 _KINDS = {"params.": 0, "tags.": 1, "metrics.": 2}
+_SYSTEM_COLUMNS = tuple(system_tags.COLUMNS.values())
 _SOURCE_COLUMNS = (  # in RunSource's field order
     "source_type", "source_name", "source_code", "git_commit", "git_branch", "git_dirty",
     "git_diff", "host", "python_version", "platform", "env_hash",
@@ -121,7 +122,9 @@ def _runs_from_index(conn, store, table) -> list[Run]:
             columns["parent_run_id"][i], columns["description"][i],
         )
         source = RunSource(*(columns[c][i] for c in _SOURCE_COLUMNS))
-        data = RunData(metrics=metrics[run_id], params=params[run_id], tags=tags[run_id])
+        shown_tags = {**tags[run_id], **system_tags.from_columns(
+            {c: columns[c][i] for c in _SYSTEM_COLUMNS})}
+        data = RunData(metrics=metrics[run_id], params=params[run_id], tags=shown_tags)
         runs.append(Run(info, data, RunInputs(inputs.get(run_id, [])), source))
     return runs
 
@@ -152,25 +155,6 @@ def histories_arrow(conn, store, run_ids: list[str], key: str, max_points: int):
     ).to_arrow_table()
 
 
-def _decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError
-        return offset
-    except Exception:
-        raise InvalidValueError(
-            f"The page token {token!r} is not one nbtrack issued. Pass the token from the "
-            "previous page's result unchanged, or None for the first page."
-        ) from None
-
-
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
 def _search_sql(columns: str, conn, store, experiment_ids, filter_string, view_type, order_by):
     plan = plan_search(parse_filter(filter_string), parse_order_by(order_by),
                        *store.index_columns(conn))
@@ -184,21 +168,15 @@ def _search_sql(columns: str, conn, store, experiment_ids, filter_string, view_t
     return sql, [*plan.join_params, ids, stages, *plan.where_params]
 
 
-def _check_max_results(max_results: int) -> int:
-    if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 0:
-        raise InvalidValueError(f"max_results must be a whole number >= 0, not {max_results!r}.")
-    return max_results
-
-
 def search_runs(conn, store, experiment_ids, filter_string, view_type, max_results, order_by,
                 page_token):
     """A page of runs and the token for the next page (None on the last page)."""
-    limit = _check_max_results(max_results)
-    offset = _decode_token(page_token)
+    limit = check_max_results(max_results, allow_zero=True)
+    offset = decode_token(page_token)
     sql, params = _search_sql(_row_select(conn, store), conn, store, experiment_ids,
                               filter_string, view_type, order_by)
     table = conn.execute(sql, [*params, limit + 1, offset]).to_arrow_table()
-    token = _encode_token(offset + limit) if len(table) > limit else None
+    token = encode_token(offset + limit) if len(table) > limit else None
     return _runs_from_index(conn, store, table.slice(0, limit)), token
 
 
@@ -227,15 +205,19 @@ def search_runs_frame(conn, store, experiment_ids, filter_string, view_type, max
     """
     import pandas as pd
 
-    limit = _check_max_results(max_results)
+    limit = check_max_results(max_results, allow_zero=True)
     indexed, complete = store.index_columns(conn)
+    system = {tag: column for tag, column in system_tags.COLUMNS.items()
+              if column not in _FRAME_COLUMNS}
     columns = ", ".join([f"r.{c}" for c in _FRAME_COLUMNS]
+                        + [f"r.{c}" for c in system.values()]
                         + _key_select(indexed, sorted(indexed)))
     sql, params = _search_sql(columns, conn, store, experiment_ids, filter_string, view_type,
                               order_by)
     table = _decode(conn.execute(sql, [*params, limit, 0]).to_arrow_table())
     if not complete:
         table = _add_unindexed_keys(conn, table)
+    table = _system_tag_columns(table)
     rows = len(table)
     kept = [n for n in sorted(set(table.column_names) - set(_FRAME_COLUMNS))
             if rows and table.column(n).null_count < rows]
@@ -245,6 +227,25 @@ def search_runs_frame(conn, store, experiment_ids, filter_string, view_type, max
     for col in ("start_time", "end_time"):
         frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
     return frame
+
+
+def _system_tag_columns(table):
+    """Add ``tags.mlflow.runName`` and the other system tags as columns, from the run columns.
+
+    The run columns that the frame does not show (``description``, ``source_*``,
+    ``git_commit``) are dropped after.
+    """
+    import pyarrow.compute as pc
+
+    for tag, column in system_tags.COLUMNS.items():
+        name = "tags." + tag
+        values = pc.if_else(pc.equal(table.column(column), ""), None, table.column(column))
+        if name in table.column_names:  # written as a tag by an older nbtrack
+            values = pc.coalesce(values, table.column(name))
+            table = table.drop_columns([name])
+        table = table.append_column(name, values)
+    extra = [c for c in system_tags.COLUMNS.values() if c not in _FRAME_COLUMNS]
+    return table.drop_columns(extra)
 
 
 TABLE_COLUMNS = ("run_id", "run_name", "status", "start_time", "end_time", "parent_run_id",
@@ -260,7 +261,7 @@ def search_runs_arrow(conn, store, experiment_ids, filter_string, view_type, max
     """
     import pyarrow as pa
 
-    limit = _check_max_results(max_results)
+    limit = check_max_results(max_results, allow_zero=True)
     indexed, complete = store.index_columns(conn)
     keys = list(dict.fromkeys(keys))
     columns = ", ".join([f"r.{c}" for c in TABLE_COLUMNS] + _key_select(indexed, keys))

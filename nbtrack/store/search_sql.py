@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nbtrack.entities import system_tags
+from nbtrack.exceptions import InvalidValueError
 from nbtrack.search.ast import (
     ATTRIBUTE,
     DATASET,
@@ -35,9 +37,7 @@ _ATTRIBUTE_SQL = {
     "status": "r.status",
     "user_id": "r.user_id",
     "artifact_uri": "r.artifact_uri",
-    "lifecycle_stage": "r.lifecycle_stage",
     "parent_run_id": "r.parent_run_id",
-    "experiment_id": "r.experiment_id",
     "source_type": "r.source_type",
     "source_name": "r.source_name",
     "git_commit": "r.git_commit",
@@ -70,6 +70,8 @@ class SearchPlan:
 
     def value_column(self, entity: str, key: str) -> str:
         """The SQL for a metric, param or tag key's value: an index column, or a join."""
+        if entity == "tag" and key in system_tags.COLUMNS:  # kept in a column of the run
+            return f"nullif(r.{system_tags.COLUMNS[key]}, '')"
         column = self.indexed.get(_PREFIXES[entity] + key)
         if column is not None:
             return "r." + quote(column)
@@ -228,7 +230,8 @@ def entity_order(keys: list[OrderKey], columns: dict[str, str], tie_break: str) 
     order = []
     for key in keys:
         if key.entity != ATTRIBUTE:
-            raise ValueError(f"Order by attributes only, not by {key.entity} {key.key!r}.")
+            raise InvalidValueError(
+                f"Order by attributes only, not by {key.entity} {key.key!r}.")
         order.append(f"{columns[key.key]} {'ASC' if key.ascending else 'DESC'}")
     return ", ".join([*order, tie_break])
 
@@ -241,5 +244,7 @@ def experiment_where(node: Node | None, params: list) -> str:
 
 
 def experiment_order(keys: list[OrderKey]) -> str:
-    """ORDER BY for experiments: attribute keys, then the id as a tie-break."""
+    """ORDER BY for experiments: attribute keys (newest first by default), then the id."""
+    if not keys:
+        return "e.creation_time DESC, CAST(e.experiment_id AS BIGINT) DESC"
     return entity_order(keys, _EXPERIMENT_SQL, "CAST(e.experiment_id AS BIGINT)")

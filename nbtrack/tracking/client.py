@@ -7,16 +7,13 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
-from nbtrack.artifacts import RunArtifacts
-from nbtrack.capture import environment, git, system
-from nbtrack.capture.datasets import describe_dataset
+from nbtrack.capture import environment, git
+from nbtrack.capture import system as host
 from nbtrack.capture.entry_point import current_entry_point
 from nbtrack.clock import now_ms
 from nbtrack.entities import (
     Experiment,
-    FileInfo,
     LifecycleStage,
     Metric,
     PagedList,
@@ -28,17 +25,24 @@ from nbtrack.entities import (
     RunStatus,
     RunTag,
     ViewType,
+    system_tags,
 )
 from nbtrack.exceptions import InvalidValueError, NotFoundError, StoreBusyError
+from nbtrack.search.paging import RUNS_PAGE_LIMIT, check_max_results, page_of
 from nbtrack.store.base import NewRun
 from nbtrack.store.registry import get_store
-from nbtrack.tracking import names, serialize
+from nbtrack.tracking import names
+from nbtrack.tracking.client_artifacts import ArtifactsClientMixin
 from nbtrack.tracking.client_import import ImportClientMixin
 from nbtrack.tracking.names import (
     INT64_MAX,
     INT64_MIN,
+    MAX_EXPERIMENT_TAG_VALUE_LENGTH,
+    MAX_PARAM_VALUE_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
     check_key,
     check_text,
+    check_value,
     metric_value,
     valid_keys,
     whole_number,
@@ -54,10 +58,28 @@ EXPERIMENT_CHECK_WAIT = 1.0
 
 def _param(key, value) -> tuple[str, str]:
     key = check_key(key, "param")
-    return key, check_text(str(value), f"value of param {key!r}")
+    return key, check_value(value, "param", key, MAX_PARAM_VALUE_LENGTH)
 
 
-class Client(ImportClientMixin, RegistryClientMixin):
+def check_tag_value(key: str, value) -> str:
+    """A run tag's value as text, checked against MLflow's limit."""
+    return check_value(value, "tag", key, MAX_TAG_VALUE_LENGTH)
+
+
+def _agree(name: str, argument, tag_value, tag: str):
+    """The value given as an argument or as a system tag; both, differing, is an error."""
+    if argument is not None and tag_value is not None and str(argument) != str(tag_value):
+        if tag == system_tags.NOTE:
+            raise InvalidValueError(
+                f"Description is already set via the tag {tag} in tags. Remove the key {tag} "
+                "from the tags or omit the description.")
+        raise InvalidValueError(
+            f"Both '{name}' argument and '{tag}' tag are specified, but with different values "
+            f"({argument!r} and {tag_value!r}). Give one of them.")
+    return argument if argument is not None else tag_value
+
+
+class Client(ArtifactsClientMixin, ImportClientMixin, RegistryClientMixin):
     """Work with experiments and runs by id.
 
     Args:
@@ -119,16 +141,24 @@ class Client(ImportClientMixin, RegistryClientMixin):
     def search_experiments(
         self,
         view_type: int = ViewType.ACTIVE_ONLY,
-        max_results: int | None = None,
+        max_results: int | None = SEARCH_MAX_RESULTS,
         filter_string: str | None = None,
         order_by: list[str] | None = None,
-    ) -> list[Experiment]:
-        """Experiments in a lifecycle view, e.g. ``filter_string="name LIKE 'nyc%'"``.
+        page_token: str | None = None,
+    ) -> PagedList:
+        """A page of experiments, newest first, e.g. ``filter_string="name LIKE 'nyc%'"``.
 
         Filters name ``name``, ``experiment_id``, ``lifecycle_stage``, ``artifact_location``,
         ``creation_time``, ``last_update_time`` and ``tags.<key>``; ``order_by`` the attributes.
+        ``max_results=None`` returns every match in one page.
         """
-        return self._store.search_experiments(view_type, max_results, filter_string, order_by)
+        if max_results is None:
+            return PagedList(self._store.search_experiments(view_type, None, filter_string,
+                                                            order_by))
+        limit = check_max_results(max_results, RUNS_PAGE_LIMIT)
+        return page_of(
+            lambda n: self._store.search_experiments(view_type, n, filter_string, order_by),
+            limit, page_token)
 
     def delete_experiment(self, experiment_id: str) -> None:
         """Move an experiment to the trash (restore it with ``restore_experiment``)."""
@@ -145,7 +175,10 @@ class Client(ImportClientMixin, RegistryClientMixin):
 
     def set_experiment_tag(self, experiment_id: str, key: str, value) -> None:
         """Set a tag on an experiment."""
-        self._store.set_experiment_tag(str(experiment_id), check_key(key, "tag"), str(value))
+        key = check_key(key, "tag")
+        self._store.set_experiment_tag(
+            str(experiment_id), key,
+            check_value(value, "tag", key, MAX_EXPERIMENT_TAG_VALUE_LENGTH))
 
     def _check_experiment_active(self, experiment_id: str) -> None:
         checked = self._active_experiments.get(experiment_id)
@@ -172,7 +205,18 @@ class Client(ImportClientMixin, RegistryClientMixin):
         parent_run_id: str | None = None,
         description: str | None = None,
     ) -> Run:
-        """Start a new RUNNING run, recording where it came from, and return it."""
+        """Start a new RUNNING run, recording where it came from, and return it.
+
+        MLflow's system tags in ``tags`` (``mlflow.runName``, ``mlflow.user``,
+        ``mlflow.note.content``, ``mlflow.source.*``, ``mlflow.parentRunId``) set the run's
+        name, user, description, source and parent.
+        """
+        system, tags = system_tags.split(tags or {})
+        run_name = _agree("run_name", run_name, system.get("run_name"), system_tags.RUN_NAME)
+        description = _agree("description", description, system.get("description"),
+                             system_tags.NOTE)
+        parent_run_id = _agree("parent_run_id", parent_run_id, system.get("parent_run_id"),
+                               system_tags.PARENT_RUN_ID)
         self._check_experiment_active(str(experiment_id))
         if parent_run_id is not None:
             self._store.ensure_run(parent_run_id)
@@ -185,7 +229,7 @@ class Client(ImportClientMixin, RegistryClientMixin):
                 state = git.git_state(entry.folder)
             env_hash, env = environment.current_environment()
             self._store.add_environment(env_hash, env)
-        user = system.user()
+        user = str(system["user_id"]) if "user_id" in system else host.user()
         new = NewRun(
             run_id=run_id,
             experiment_id=str(experiment_id),
@@ -197,16 +241,16 @@ class Client(ImportClientMixin, RegistryClientMixin):
             description=None if description is None
             else check_text(str(description), "run description"),
             source=RunSource(
-                type=entry.type, name=entry.name, code=entry.code, git_commit=state.commit,
+                type=system.get("source_type", entry.type),
+                name=system.get("source_name", entry.name), code=entry.code,
+                git_commit=system.get("git_commit", state.commit),
                 git_branch=state.branch, git_dirty=state.dirty, git_diff=state.diff,
-                host=system.host(), python_version=system.python_version(),
-                platform=system.platform_name(), env_hash=env_hash,
+                host=host.host(), python_version=host.python_version(),
+                platform=host.platform_name(), env_hash=env_hash,
             ),
             pid=os.getpid(),
         )
         self._store.create_run(new)
-        if parent_run_id is not None:  # MLflow's tag, so its filters work unchanged
-            tags = {**(tags or {}), "mlflow.parentRunId": parent_run_id}
         if tags:
             self.set_tags(run_id, tags)
         info = RunInfo(
@@ -216,8 +260,11 @@ class Client(ImportClientMixin, RegistryClientMixin):
             artifact_uri=str(self._store.artifact_root / run_id),
             parent_run_id=parent_run_id, description=new.description,
         )
-        return Run(info, RunData(tags={k: str(v) for k, v in (tags or {}).items()}),
-                   source=new.source)
+        columns = {"run_name": new.run_name, "user_id": user, "description": new.description,
+                   "parent_run_id": parent_run_id, "source_type": new.source.type,
+                   "source_name": new.source.name, "git_commit": new.source.git_commit}
+        shown = {**{k: str(v) for k, v in tags.items()}, **system_tags.from_columns(columns)}
+        return Run(info, RunData(tags=shown), source=new.source)
 
     def get_run(self, run_id: str) -> Run:
         """Return a run with its latest metrics, params, tags, inputs and source."""
@@ -230,7 +277,7 @@ class Client(ImportClientMixin, RegistryClientMixin):
         self._store.update_run(
             run_id, status=status,
             run_name=None if name is None else check_text(str(name), "run name"),
-            resumed_by=(system.host(), os.getpid()) if status == RunStatus.RUNNING else None,
+            resumed_by=(host.host(), os.getpid()) if status == RunStatus.RUNNING else None,
         )
 
     def set_terminated(self, run_id: str, status: str = "FINISHED", end_time: int | None = None):
@@ -285,17 +332,29 @@ class Client(ImportClientMixin, RegistryClientMixin):
         self.set_tags(run_id, {key: value})
 
     def set_tags(self, run_id: str, tags: dict) -> None:
-        """Set several tags."""
+        """Set several tags. MLflow's system tags (``mlflow.runName``, …) change the run."""
         self._store.ensure_run(run_id)
         items: list[tuple[str, str | None]] = [
-            (check_key(k, "tag"), check_text(str(v), f"value of tag {k!r}"))
-            for k, v in tags.items()]
-        self._store.set_tags(run_id, items)
+            (check_key(k, "tag"), check_tag_value(k, v)) for k, v in tags.items()]
+        system, _ = system_tags.split(dict(items))
+        if system:
+            if system.get("parent_run_id"):
+                self._store.ensure_run(str(system["parent_run_id"]))
+            self._store.set_run_attributes(run_id, system)
+        items = [(k, v) for k, v in items if k not in system_tags.COLUMNS]
+        if items:
+            self._store.set_tags(run_id, items)
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        """Remove a tag from a run."""
+        """Remove a tag from a run (a system tag clears what it stands for)."""
         if key not in self.get_run(run_id).data.tags:
-            raise NotFoundError(f"Run {run_id} has no tag {key!r} to delete.")
+            raise NotFoundError(f"No tag with name: {key} in run with id {run_id}.")
+        if key == system_tags.RUN_NAME:
+            raise InvalidValueError(
+                f"A run's name cannot be deleted. Rename run {run_id} with "
+                "set_tag('mlflow.runName', NEW) or update_run(run_id, name=NEW) instead.")
+        if key in system_tags.COLUMNS:
+            self._store.set_run_attributes(run_id, {system_tags.COLUMNS[key]: None})
         self._store.set_tags(run_id, [(key, None)])
 
     def log_batch(
@@ -362,7 +421,7 @@ class Client(ImportClientMixin, RegistryClientMixin):
         return self._store.has_unwritten()
 
     def get_metric_history(self, run_id: str, key: str):
-        """Every logged value of a metric, by step: a list-like of ``Metric``."""
+        """Every logged value of a metric, by step: a list of ``Metric``."""
         self._store.ensure_run(run_id)
         return self._store.get_metric_history(run_id, key)
 
@@ -375,75 +434,17 @@ class Client(ImportClientMixin, RegistryClientMixin):
         order_by: str | list[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList:
-        """A page of runs as ``Run`` entities; ``.token`` fetches the next page."""
+        """A page of runs as ``Run`` entities; ``.token`` fetches the next page.
+
+        ``max_results`` is at most 50,000, as in MLflow.
+        """
+        check_max_results(max_results, RUNS_PAGE_LIMIT)
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
         runs, token = self._store.search_runs(
             [str(i) for i in ids], filter_string, run_view_type, max_results,
             [order_by] if isinstance(order_by, str) else order_by, page_token,
         )
         return PagedList(runs, token)
-
-    # artifacts and inputs -----------------------------------------------------------------
-    def _artifacts(self, run_id: str) -> RunArtifacts:
-        return RunArtifacts(self._store.artifact_root, run_id)
-
-    def _index(self, run_id: str, rows: list[tuple]) -> None:
-        for relative, size, sha in rows:
-            check_text(relative, "artifact path")
-            self._store.add_artifact(run_id, relative, size, sha)
-
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike,
-                     artifact_path: str | None = None) -> None:
-        """Copy a file into the run's artifacts, under ``artifact_path`` if given."""
-        self._store.ensure_run(run_id)
-        self._index(run_id, self._artifacts(run_id).log_file(local_path, artifact_path))
-
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike,
-                      artifact_path: str | None = None) -> None:
-        """Copy a folder's files into the run's artifacts."""
-        self._store.ensure_run(run_id)
-        self._index(run_id, self._artifacts(run_id).log_folder(local_dir, artifact_path))
-
-    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        """Save text as an artifact file."""
-        self._store.ensure_run(run_id)
-        row = self._artifacts(run_id).write_bytes(str(text).encode("utf-8"), artifact_file)
-        self._index(run_id, [row])
-
-    def log_dict(self, run_id: str, dictionary: dict, artifact_file: str) -> None:
-        """Save a dict as JSON (or YAML, by suffix) in the run's artifacts."""
-        self._store.ensure_run(run_id)
-        data = serialize.dict_bytes(dictionary, artifact_file)
-        self._index(run_id, [self._artifacts(run_id).write_bytes(data, artifact_file)])
-
-    def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
-        """Save a matplotlib or plotly figure; the suffix picks the format."""
-        self._store.ensure_run(run_id)
-        data = serialize.figure_bytes(figure, artifact_file)
-        self._index(run_id, [self._artifacts(run_id).write_bytes(data, artifact_file)])
-
-    def log_input(self, run_id: str, dataset, context: str | None = None,
-                  name: str | None = None) -> dict:
-        """Record a DataFrame, array or file the run used, with a content digest."""
-        self._store.ensure_run(run_id)
-        record = describe_dataset(dataset, name)
-        for field, text in record.items():
-            if isinstance(text, str):
-                check_text(text, f"dataset {field}")
-        self._store.add_input(run_id, record, context)
-        return record
-
-    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
-        """The run's artifact entries directly under ``path``."""
-        self._store.get_run(run_id)
-        index = self._store.get_artifact_index(run_id)
-        return self._artifacts(run_id).list(path, index)
-
-    def download_artifacts(self, run_id: str, path: str = "",
-                           dst_path: str | os.PathLike | None = None) -> str:
-        """Copy an artifact file or folder to ``dst_path``; return the local path."""
-        self._store.get_run(run_id)
-        return self._artifacts(run_id).download(path, dst_path)
 
     # readers for dashboards: Arrow tables that travel to the browser as they are ------------
     def search_runs_table(self, experiment_ids: list[str], filter_string: str | None,
@@ -488,7 +489,3 @@ class Client(ImportClientMixin, RegistryClientMixin):
     def sql(self, query: str, parameters: list | None = None):
         """One read-only SELECT over the store's documented views, as a DataFrame."""
         return self._store.sql(query, parameters)
-
-    def artifact_path(self, run_id: str) -> Path:
-        """The folder holding a run's artifacts."""
-        return self._artifacts(run_id).root

@@ -9,11 +9,12 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import warnings
 from collections.abc import Iterable
 
 from nbtrack.clock import now_ms
 from nbtrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
-from nbtrack.exceptions import NbtrackError, NotFoundError
+from nbtrack.exceptions import NbtrackError
 from nbtrack.tracking.client import Client
 from nbtrack.tracking.state import state
 
@@ -59,9 +60,11 @@ class ActiveRun:
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
-        if self in self.stack:
+        # matched by id, as in MLflow: a tool may end the run and resume it under a new object
+        current = next((a for a in reversed(self.stack) if a.run_id == self.run_id), None)
+        if current is not None:
             try:
-                _end(self, status)
+                _end(current, status)
             except Exception as end_error:
                 if exc_type is None:
                     raise
@@ -127,10 +130,13 @@ def start_run(
             "first, or pass nested=True to start a run inside it."
         )
     if run_id is not None:
-        run = client.get_run(run_id)
-        client.update_run(run_id, status=RunStatus.RUNNING)
+        client.get_run(run_id)  # a clear error if there is no such run
+        client.update_run(run_id, status=RunStatus.RUNNING, name=run_name)
+        if description is not None:
+            tags = {**(tags or {}), "mlflow.note.content": description}
         if tags:
             client.set_tags(run_id, tags)
+        run = client.get_run(run_id)
     else:
         if nested and active_runs and parent_run_id is None:
             parent_run_id = active_runs[-1].run_id
@@ -197,9 +203,23 @@ def _target(run_id: str | None) -> tuple[Client, str]:
     return current_client(), run_id
 
 
-def _written(client: Client, synchronous: bool | None) -> None:
+class RunOperations:
+    """What a ``log_*(…, synchronous=False)`` call returns: ``wait()`` until it is durable."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def wait(self) -> None:
+        """Return once the values logged so far are durable on disk."""
+        self._client.sync()
+
+
+def _written(client: Client, synchronous: bool | None) -> RunOperations | None:
     if synchronous:
         client.sync()
+    elif synchronous is False:
+        return RunOperations(client)
+    return None
 
 
 def log_param(key: str, value, synchronous: bool | None = None) -> object:
@@ -210,24 +230,25 @@ def log_param(key: str, value, synchronous: bool | None = None) -> object:
     """
     run = _active()
     run.client.log_param(run.run_id, key, value)
-    _written(run.client, synchronous)
-    return value
+    return _written(run.client, synchronous) or value
 
 
-def log_params(params: dict, synchronous: bool | None = None, run_id: str | None = None) -> None:
+def log_params(params: dict, synchronous: bool | None = None,
+               run_id: str | None = None) -> RunOperations | None:
     """Log several params to the active run, or to ``run_id``."""
     from nbtrack.entities import Param
 
     client, target = _target(run_id)
     client.log_batch(target, params=[Param(k, v) for k, v in params.items()])
-    _written(client, synchronous)
+    return _written(client, synchronous)
 
 
 def log_metric(key: str, value, step: int | None = None, synchronous: bool | None = None,
-               timestamp: int | None = None, run_id: str | None = None) -> None:
+               timestamp: int | None = None, run_id: str | None = None) -> RunOperations | None:
     """Log a metric value to the active run (or ``run_id``): buffered, ~1 µs per call.
 
-    ``synchronous=True`` writes it before returning.
+    ``synchronous=True`` writes it before returning; ``synchronous=False`` returns an object
+    whose ``wait()`` does.
     """
     if run_id is None:
         active_runs = state.active_runs
@@ -236,12 +257,14 @@ def log_metric(key: str, value, step: int | None = None, synchronous: bool | Non
     else:
         client = current_client()
     client.log_metric(run_id, key, value, timestamp, step)
-    if synchronous:
-        client.sync()
+    if synchronous is not None:
+        return _written(client, synchronous)
+    return None
 
 
 def log_metrics(metrics: dict, step: int | None = None, synchronous: bool | None = None,
-                run_id: str | None = None, timestamp: int | None = None) -> None:
+                run_id: str | None = None,
+                timestamp: int | None = None) -> RunOperations | None:
     """Log several metrics at one step."""
     from nbtrack.entities import Metric
 
@@ -250,21 +273,21 @@ def log_metrics(metrics: dict, step: int | None = None, synchronous: bool | None
     client.log_batch(
         target, metrics=[Metric(k, v, when, step or 0) for k, v in metrics.items()]
     )
-    _written(client, synchronous)
+    return _written(client, synchronous)
 
 
-def set_tag(key: str, value, synchronous: bool | None = None) -> None:
+def set_tag(key: str, value, synchronous: bool | None = None) -> RunOperations | None:
     """Set a tag on the active run."""
     run = _active()
     run.client.set_tag(run.run_id, key, value)
-    _written(run.client, synchronous)
+    return _written(run.client, synchronous)
 
 
-def set_tags(tags: dict, synchronous: bool | None = None) -> None:
+def set_tags(tags: dict, synchronous: bool | None = None) -> RunOperations | None:
     """Set several tags on the active run."""
     run = _active()
     run.client.set_tags(run.run_id, tags)
-    _written(run.client, synchronous)
+    return _written(run.client, synchronous)
 
 
 def log_artifact(local_path, artifact_path: str | None = None) -> None:
@@ -316,11 +339,11 @@ def _experiment_ids(client: Client, experiment_ids, experiment_names, search_all
     ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids or [])
     for name in experiment_names or []:
         experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise NotFoundError(
-                f"No experiment named {name!r}. List them with nbtrack.search_experiments()."
-            )
-        ids.append(experiment.experiment_id)
+        if experiment is None:  # as in MLflow, an unknown name adds no runs
+            warnings.warn(f"No experiment named {name!r}: it adds no runs to the search. List "
+                          "the experiments with nbtrack.search_experiments().", stacklevel=3)
+        else:
+            ids.append(experiment.experiment_id)
     if not ids and experiment_ids is None and not experiment_names:
         ids = [default_experiment_id(client)]
     return [str(i) for i in ids]

@@ -10,6 +10,12 @@ from typing import SupportsFloat, SupportsIndex, cast
 from nbtrack.exceptions import InvalidValueError
 
 MAX_KEY_LENGTH = 250
+#: MLflow's longest values, in characters: a param's, a run tag's, an experiment tag's, a
+#: registered model's or version's tag
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20000
+MAX_REGISTRY_TAG_VALUE_LENGTH = 100_000
 #: steps and timestamps are stored as signed 64-bit integers, as in MLflow
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _KEY = re.compile(r"^[\w\-. /:]+$")
@@ -42,6 +48,10 @@ def check_key(key: object, what: str) -> str:
         return key
     if not isinstance(key, str):
         raise InvalidValueError(f"A {what} key must be a string, not {type(key).__name__} {key!r}.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidValueError(
+            f"'{what.capitalize()} key' exceeds the maximum length of {MAX_KEY_LENGTH} "
+            f"characters: {key[:40]!r}... is {len(key)} characters long. Use a shorter key.")
     raise InvalidValueError(
         f"Invalid {what} key {key!r}: use letters, digits, '_', '-', '.', ' ', '/' or ':', "
         f"at most {MAX_KEY_LENGTH} characters, without '..'."
@@ -78,6 +88,20 @@ def check_text(value: str, what: str) -> str:
             "UTF-8. Clean it first, e.g. value.encode('utf-8', 'replace').decode()."
         ) from None
     return value
+
+
+def check_value(value: object, what: str, key: str, limit: int) -> str:
+    """``value`` as text if it is storable and at most ``limit`` characters, or raise.
+
+    MLflow truncates a longer value with a warning; nbtrack refuses it, so nothing is cut.
+    """
+    text = check_text(str(value), f"value of {what} {key!r}")
+    if len(text) > limit:
+        raise InvalidValueError(
+            f"'{what.capitalize()} value' exceeds the maximum length of {limit} characters: the "
+            f"value of {what} {key!r} is {len(text)} characters long. Log long text as an "
+            "artifact with log_text(), or shorten it.")
+    return text
 
 
 def metric_value(key: str, value: object) -> float:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nbtrack.entities import ModelVersion, RegisteredModel, check_stage
+from nbtrack.entities import ModelVersion, PagedList, RegisteredModel, check_stage
 from nbtrack.exceptions import NotFoundError
+from nbtrack.search.paging import (
+    MODEL_VERSIONS_PAGE_LIMIT,
+    REGISTERED_MODELS_PAGE_LIMIT,
+    check_max_results,
+    page_of,
+)
 
 if TYPE_CHECKING:
     from nbtrack.store.registry_base import Backend
 
-SEARCH_MAX_RESULTS = 1000
+SEARCH_MAX_RESULTS = 100  # MLflow's defaults
+MODEL_VERSIONS_DEFAULT = 10_000
 
 
 class RegistryClientMixin:
@@ -31,9 +38,13 @@ class RegistryClientMixin:
 
     def search_registered_models(self, filter_string: str | None = None,
                                  max_results: int = SEARCH_MAX_RESULTS,
-                                 order_by: list[str] | None = None) -> list[RegisteredModel]:
-        """Registered models matching a filter such as ``name LIKE '%taxi%'``."""
-        return self._store.search_registered_models(filter_string, max_results, order_by)
+                                 order_by: list[str] | None = None,
+                                 page_token: str | None = None) -> PagedList:
+        """A page of registered models matching a filter such as ``name LIKE '%taxi%'``."""
+        limit = check_max_results(max_results, REGISTERED_MODELS_PAGE_LIMIT, allow_zero=True)
+        return page_of(
+            lambda n: self._store.search_registered_models(filter_string, n, order_by),
+            limit, page_token)
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         """Rename a model (its versions follow)."""
@@ -82,10 +93,14 @@ class RegistryClientMixin:
         return self._store.get_model_version(name, version)
 
     def search_model_versions(self, filter_string: str | None = None,
-                              max_results: int = SEARCH_MAX_RESULTS,
-                              order_by: list[str] | None = None) -> list[ModelVersion]:
-        """Versions matching a filter such as ``name = 'taxi' AND tags.team = 'ml'``."""
-        return self._store.search_model_versions(filter_string, max_results, order_by)
+                              max_results: int = MODEL_VERSIONS_DEFAULT,
+                              order_by: list[str] | None = None,
+                              page_token: str | None = None) -> PagedList:
+        """A page of versions matching a filter such as ``name = 'taxi' AND tags.team = 'ml'``."""
+        limit = check_max_results(max_results, MODEL_VERSIONS_PAGE_LIMIT, allow_zero=True)
+        return page_of(
+            lambda n: self._store.search_model_versions(filter_string, n, order_by),
+            limit, page_token)
 
     def update_model_version(self, name: str, version, description: str | None = None):
         """Change a version's description."""
