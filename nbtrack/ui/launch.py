@@ -29,6 +29,7 @@ from nbtrack.ui.page import EXPERIMENT_VAR
 DASHBOARD = Path(__file__).resolve().parent / "dashboard.ipynb"
 DEFAULT_PORT = 8866
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::", "")  # every interface
 KERNEL = "python3"  # the dashboard's kernelspec, pointed at this Python while it is served
 INSTALL_HINT = ('nbtrack ui serves its dashboards with Voilà, which is not installed. Install '
                 'it with: pip install "nbtrack[ui]"   (or: pip install "voila>=0.5")')
@@ -86,7 +87,7 @@ def plan(store: str, experiment: str | None, host: str, port: int | None,
     argv = [str(folder / DASHBOARD.name), "--no-browser", f"--port={port}",
             "--Voila.port_retries=0", f"--Voila.ip={host}",
             f"--Voila.root_dir={folder}"]
-    shown = f"[{host}]" if ":" in host else host
+    shown = socket.gethostname() if host in WILDCARD else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
     if not local_only:
         token = secrets.token_urlsafe(24)
@@ -100,8 +101,9 @@ def describe(store: str, experiment: str | None, server: Plan) -> str:
     where = (f"listening on {server.url.split('?')[0]} only on this machine (localhost); use "
              "--host 0.0.0.0 to listen on every network interface"
              if server.local_only else
-             "listening on every address given by --host, guarded by the token in the URL: "
-             "anyone with the URL can see the runs and promote models")
+             f"listening on {server.host or '*'}, reachable from other machines; the token "
+             "in the URL guards the page: anyone with the URL can see the runs and promote "
+             "models")
     return (f"nbtrack ui: the runs of {experiment or 'every experiment'} and the model registry "
             f"in {store}\n  {server.url}\n  ({where}). Press Ctrl-C to stop.")
 
