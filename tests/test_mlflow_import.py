@@ -365,3 +365,30 @@ def test_import_from_postgresql(postgres_uri, tmp_path):
     np.testing.assert_allclose(nbtrack.pyfunc.load_model("models:/taxi-model@champion")
                                .predict(X), ids["model"].predict(X))
     assert sum(import_mlflow(postgres_uri, show_progress=False).copied.values()) == 0
+
+
+def test_an_nbtrack_model_exported_loads_in_mlflow_by_its_registered_name(new_db):
+    import mlflow.pyfunc
+
+    import nbtrack.sklearn
+
+    model = LinearRegression().fit(X, Y)
+    with nbtrack.start_run(run_name="native") as run:
+        nbtrack.log_metric("rmse", 0.5)
+        nbtrack.sklearn.log_model(model, name="model", input_example=X)
+    nbtrack.register_model(f"runs:/{run.info.run_id}/model", "native-model")
+    nbtrack.Client().set_registered_model_alias("native-model", "prod", 1)
+    dest = new_db("dest.db")
+    summary = export_mlflow(dest, show_progress=False)
+    assert summary.copied["model versions"] == 1 and summary.copied["aliases"] == 1, summary
+    mlflow.set_tracking_uri(dest)
+    mlflow.set_registry_uri(dest)
+    try:
+        loaded = mlflow.pyfunc.load_model("models:/native-model@prod")
+    finally:
+        mlflow.set_tracking_uri(None)
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X))
+    [copy] = MlflowClient(tracking_uri=dest).search_runs(
+        [MlflowClient(tracking_uri=dest).get_experiment_by_name("Default").experiment_id])
+    assert copy.data.tags["nbtrack.sourceRunId"] == run.info.run_id
+    assert copy.data.metrics == {"rmse": 0.5} and copy.info.run_name == "native"

@@ -72,10 +72,22 @@ class _Importer:
         self.client = client
         self.summary = summary
         self.artifact_root = artifact_root
+        #: the nbtrack store's run ids before the import, listed once
+        self.existing_runs = self.run_ids_in_store()
         #: MLflow logged-model ids -> ``runs:/`` URIs of their copies in nbtrack
         self.model_sources: dict[str, str] = {}
         #: MLflow run ids -> nbtrack run ids (the same, but for runs nbtrack exported)
         self.run_ids: dict[str, str] = {}
+
+    def run_ids_in_store(self) -> set[str]:
+        from nbtrack.entities import ViewType
+
+        experiments = [e.experiment_id for e in
+                       self.client.search_experiments(view_type=ViewType.ALL)]
+        if not experiments:
+            return set()
+        return {r.info.run_id for r in pages(self.client.search_runs, experiment_ids=experiments,
+                                            run_view_type=ViewType.ALL, max_results=1000)}
 
     # experiments ---------------------------------------------------------------------------
     def experiment(self, experiment, runs: list, bar) -> None:
@@ -120,8 +132,10 @@ class _Importer:
     def run(self, run, experiment_id: str, models: list) -> None:
         info, tags = run.info, dict(run.data.tags)
         run_id = tags.get(EXPORTED_FROM) or info.run_id
+        known_new = run_id not in self.existing_runs
         created = self.client.import_run(
             run_id, experiment_id, info.run_name or run_id[:8], info.start_time or 0,
+            known_new=known_new,
             user_id=info.user_id or tags.get("mlflow.user"),
             parent_run_id=tags.get("mlflow.parentRunId"),
             description=tags.get("mlflow.note.content"),

@@ -24,18 +24,22 @@ class ImportClientMixin:
 
     def import_run(self, run_id: str, experiment_id: str, run_name: str, start_time: int,
                    user_id: str | None = None, parent_run_id: str | None = None,
-                   description: str | None = None, source: RunSource | None = None) -> bool:
+                   description: str | None = None, source: RunSource | None = None,
+                   known_new: bool = False) -> bool:
         """Record a RUNNING run copied from another tracker, keeping its id and start time.
 
         Nothing of this process (host, git, environment) is captured and no process owns the
         run, so it is never marked KILLED. Log its values with the usual methods, then end it
-        with ``set_terminated``. Returns False, changing nothing, if the run id exists already.
+        with ``set_terminated``. Returns False, changing nothing, if the run id exists already;
+        ``known_new=True`` skips that check (a read of the store) when the caller has listed
+        the store's runs once for many imports.
         """
-        try:
-            self._store.get_run(run_id)
-            return False
-        except NotFoundError:
-            pass
+        if not known_new:
+            try:
+                self._store.get_run(run_id)
+                return False
+            except NotFoundError:
+                pass
         self._store.create_run(NewRun(
             run_id=check_text(run_id, "run id"), experiment_id=str(experiment_id),
             run_name=check_text(str(run_name), "run name"), user_id=user_id,
