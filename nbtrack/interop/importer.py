@@ -105,11 +105,14 @@ class _Importer:
         if found is not None and found.lifecycle_stage == LifecycleStage.DELETED:
             self.client.restore_experiment(experiment_id)  # values cannot go to a deleted one
         models = self.logged_models(experiment.experiment_id)
+        from mlflow.exceptions import MlflowException
+
         for run in sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
             try:
                 self.run(run, experiment_id, models.get(run.info.run_id, []))
-            except NbtrackError as exc:
-                self.summary.skip("run", run.info.run_id, str(exc))
+            except (NbtrackError, MlflowException, OSError) as exc:
+                # the rest of the store is still copied; importing again completes this run
+                self.summary.skip("run", run.info.run_id, str(exc).splitlines()[0])
             if bar is not None:
                 bar.update(1)
         for model in models.get(None, []):
