@@ -1,154 +1,117 @@
-"""Artifact files: copied into ``<store>/artifacts/<run_id>/``, hashed, never outside it."""
+"""MLflow's ``mlflow.artifacts`` functions: read a run's artifacts by URI.
+
+An artifact URI is ``runs:/<run_id>/<path>``, a run's ``artifact_uri`` (a local folder, or a
+``file://`` URI) followed by a path, or any local file.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
-import shutil
 from pathlib import Path, PurePosixPath
 
 from nbtrack.entities import FileInfo
-from nbtrack.exceptions import ArtifactPathError, NotFoundError
-
-_CHUNK = 1 << 20
+from nbtrack.exceptions import InvalidValueError, NotFoundError
 
 
-def safe_relative_path(artifact_path: str | os.PathLike | None, what: str = "artifact_path") -> str:
-    """Check an artifact path and return it in POSIX form ('' for the run's root).
+def _client(tracking_uri: str | None):
+    from nbtrack.tracking.client import Client
 
-    Raises:
-        ArtifactPathError: for an absolute path, a ``..`` part, or a NUL character.
+    return Client(tracking_uri) if tracking_uri else Client()
 
+
+def _split_runs_uri(artifact_uri: str) -> tuple[str, str]:
+    run_id, _, path = artifact_uri[len("runs:/"):].strip("/").partition("/")
+    if not run_id:
+        raise InvalidValueError(f"{artifact_uri!r} names no run: use runs:/<run_id>/<path>.")
+    return run_id, path
+
+
+def download_artifacts(artifact_uri: str | None = None, run_id: str | None = None,
+                       artifact_path: str | None = None, dst_path: str | os.PathLike | None = None,
+                       tracking_uri: str | None = None) -> str:
+    """Copy an artifact file or folder to ``dst_path`` (a new temporary folder by default).
+
+    Give either ``artifact_uri`` or ``run_id`` (with an optional ``artifact_path``). Returns
+    the local path of the copy.
     """
-    if artifact_path is None:
-        return ""
-    text = os.fspath(artifact_path).replace("\\", "/")
-    if "\x00" in text:
-        raise ArtifactPathError(f"{what} {artifact_path!r} holds a NUL character.")
-    path = PurePosixPath(text)
-    if path.is_absolute() or (len(text) > 1 and text[1] == ":"):
-        raise ArtifactPathError(
-            f"{what} {artifact_path!r} is absolute. Give a path relative to the run's artifact "
-            "folder, such as 'plots' or 'model/weights.bin'."
-        )
-    if ".." in path.parts:
-        raise ArtifactPathError(
-            f"{what} {artifact_path!r} climbs out with '..'. Artifacts stay inside the run's "
-            "artifact folder: give a path below it, such as 'plots'."
-        )
-    return "/".join(p for p in path.parts if p not in ("", "."))
+    if (artifact_uri is None) == (run_id is None):
+        raise InvalidValueError("download_artifacts takes either artifact_uri, or run_id with "
+                                "an optional artifact_path.")
+    client = _client(tracking_uri)
+    if run_id is not None:
+        return client.download_artifacts(run_id, artifact_path or "", dst_path)
+    assert artifact_uri is not None  # one of the two was given
+    if artifact_path is not None:
+        raise InvalidValueError("artifact_path goes with run_id; put the path in artifact_uri.")
+    if artifact_uri.startswith("runs:/"):
+        return client.download_artifacts(*_split_runs_uri(artifact_uri), dst_path)
+    source = Path(artifact_uri.removeprefix("file://")).expanduser()
+    if not source.exists():
+        raise NotFoundError(f"No artifact at {artifact_uri!r}.")
+    if dst_path is None:
+        return str(source.resolve())
+    import shutil
 
-
-def copy_with_hash(source: Path, target: Path) -> tuple[int, str]:
-    """Copy a file and return ``(size, sha256)``, reading it once."""
-    digest = hashlib.sha256()
-    size = 0
+    target = Path(dst_path) / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            dst.write(chunk)
-            size += len(chunk)
-    shutil.copystat(source, target)
-    return size, digest.hexdigest()
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, target)
+    return str(target)
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def list_artifacts(artifact_uri: str | None = None, run_id: str | None = None,
+                   artifact_path: str | None = None,
+                   tracking_uri: str | None = None) -> list[FileInfo]:
+    """The artifact entries directly under a run's folder or one of its subfolders."""
+    if artifact_uri is not None:
+        if run_id is not None or artifact_path is not None:
+            raise InvalidValueError("list_artifacts takes either artifact_uri, or run_id with "
+                                    "an optional artifact_path.")
+        if not artifact_uri.startswith("runs:/"):
+            raise InvalidValueError(f"list_artifacts reads runs:/<run_id>/<path> URIs, not "
+                                    f"{artifact_uri!r}.")
+        run_id, artifact_path = _split_runs_uri(artifact_uri)
+    if run_id is None:
+        raise InvalidValueError("list_artifacts needs artifact_uri or run_id.")
+    return _client(tracking_uri).list_artifacts(run_id, artifact_path or None)
 
 
-class RunArtifacts:
-    """One run's artifact folder."""
+def _read(artifact_uri: str) -> tuple[bytes, str]:
+    path = Path(download_artifacts(artifact_uri))
+    if not path.is_file():
+        raise InvalidValueError(f"{artifact_uri!r} is a folder; give the URI of a file in it.")
+    return path.read_bytes(), path.name
 
-    def __init__(self, artifact_root: Path, run_id: str) -> None:
-        self.root = (artifact_root / run_id).resolve()
 
-    def _inside(self, relative: str) -> Path:
-        target = (self.root / relative).resolve() if relative else self.root
-        if target != self.root and self.root not in target.parents:
-            raise ArtifactPathError(
-                f"{relative!r} resolves outside the run's artifact folder (through a link?)."
-            )
-        return target
+def load_text(artifact_uri: str) -> str:
+    """The content of a text artifact."""
+    data, _ = _read(artifact_uri)
+    return data.decode("utf-8")
 
-    def log_file(self, local_path: str | os.PathLike, artifact_path: str | None) -> list[tuple]:
-        """Copy one file in; return ``[(relative_path, size, sha256)]``."""
-        source = Path(local_path)
-        if not source.is_file():
-            raise NotFoundError(
-                f"No file at {str(local_path)!r} to log as an artifact. Check the path, or use "
-                "log_artifacts() for a folder."
-            )
-        folder = safe_relative_path(artifact_path)
-        relative = f"{folder}/{source.name}" if folder else source.name
-        size, sha = copy_with_hash(source, self._inside(relative))
-        return [(relative, size, sha)]
 
-    def log_folder(self, local_dir: str | os.PathLike, artifact_path: str | None) -> list[tuple]:
-        """Copy a folder's files in, keeping its layout; return their index rows."""
-        source = Path(local_dir)
-        if not source.is_dir():
-            raise NotFoundError(
-                f"No folder at {str(local_dir)!r} to log. Check the path, or use log_artifact() "
-                "for a single file."
-            )
-        folder = safe_relative_path(artifact_path)
-        rows = []
-        for path in sorted(source.rglob("*")):
-            if path.is_file():
-                inner = path.relative_to(source).as_posix()
-                relative = f"{folder}/{inner}" if folder else inner
-                size, sha = copy_with_hash(path, self._inside(relative))
-                rows.append((relative, size, sha))
-        return rows
+def load_dict(artifact_uri: str) -> dict:
+    """A dict saved with ``log_dict``: JSON, or YAML for ``.yaml``/``.yml`` files."""
+    data, name = _read(artifact_uri)
+    if PurePosixPath(name).suffix.lower() in (".yaml", ".yml"):
+        import yaml
 
-    def write_bytes(self, data: bytes, artifact_file: str) -> tuple[str, int, str]:
-        """Write bytes as an artifact file; return its index row."""
-        relative = safe_relative_path(artifact_file, "artifact_file")
-        if not relative:
-            raise ArtifactPathError("artifact_file needs a file name, such as 'notes.txt'.")
-        target = self._inside(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        return relative, len(data), hashlib.sha256(data).hexdigest()
+        return yaml.safe_load(data)
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidValueError(f"{artifact_uri!r} is not a JSON file ({exc}).") from None
 
-    def list(self, path: str | None, index: dict[str, tuple[int, str]]) -> list[FileInfo]:
-        """The entries directly under ``path``, folders first, with sizes and hashes."""
-        relative = safe_relative_path(path, "path")
-        folder = self._inside(relative)
-        if not folder.is_dir():
-            return []
-        infos = []
-        for entry in sorted(folder.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
-            rel = entry.relative_to(self.root).as_posix()
-            if entry.is_dir():
-                infos.append(FileInfo(rel, True, None))
-            else:
-                size, sha = index.get(rel, (entry.stat().st_size, None))
-                infos.append(FileInfo(rel, False, size, sha))
-        return infos
 
-    def download(self, path: str | None, dst_path: str | os.PathLike | None) -> str:
-        """Copy a file or folder out to ``dst_path`` (a new temporary folder by default)."""
-        import tempfile
+def load_image(artifact_uri: str):
+    """An image artifact as a ``PIL.Image.Image`` (needs Pillow)."""
+    import io
 
-        relative = safe_relative_path(path, "path")
-        source = self._inside(relative)
-        if not source.exists():
-            raise NotFoundError(
-                f"The run has no artifact {relative!r}. See what it has with "
-                "Client().list_artifacts(run_id)."
-            )
-        destination = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="nbtrack-"))
-        destination.mkdir(parents=True, exist_ok=True)
-        target = destination / (source.name if relative else self.root.name)
-        if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True)
-        else:
-            shutil.copy2(source, target)
-        return str(target)
+    from nbtrack.tracking.media import pillow
+
+    data, _ = _read(artifact_uri)
+    image = pillow().open(io.BytesIO(data))
+    image.load()
+    return image

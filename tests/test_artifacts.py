@@ -3,20 +3,21 @@ import os
 import pytest
 
 import nbtrack
-from nbtrack.artifacts import safe_relative_path
+from nbtrack.artifact_files import safe_relative_path
 from nbtrack.exceptions import ArtifactPathError, NotFoundError
 
 
 @pytest.mark.parametrize("path, expected", [
     (None, ""), ("", ""), (".", ""), ("plots", "plots"), ("a/b/./c", "a/b/c"),
-    ("a\\b", "a/b"), ("dir/", "dir"),
+    ("a\\b", "a/b"), ("dir/", "dir"), ("dir/../file", "file"), ("a/b/../c", "a/c"),
+    ("a/..", ""),  # normalised as MLflow does, never climbing out of the run
 ])
 def test_safe_paths(path, expected):
     assert safe_relative_path(path) == expected
 
 
 @pytest.mark.parametrize("path", [
-    "/etc", "../x", "a/../../b", "a/..", "C:\\temp", "\\\\server\\share", "x\x00y", "..",
+    "/etc", "../x", "a/../../b", "C:\\temp", "\\\\server\\share", "x\x00y", "..",
 ])
 def test_escaping_paths_are_rejected(path):
     with pytest.raises(ArtifactPathError):

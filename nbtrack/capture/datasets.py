@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from nbtrack.artifacts import file_sha256
+from nbtrack.artifact_files import file_sha256
 from nbtrack.exceptions import InvalidValueError
 
 
@@ -23,7 +23,12 @@ def dataframe_digest(frame) -> str:
 
 
 def describe_dataset(data, name: str | None = None) -> dict:
-    """Describe ``data`` (a DataFrame, a numpy array, or a file path) as a dataset record."""
+    """Describe ``data`` as a dataset record.
+
+    ``data`` is a DataFrame, a numpy array, a file path, or a dataset made by ``nbtrack.data``.
+    """
+    if hasattr(data, "to_record"):  # nbtrack.data's datasets
+        return {**data.to_record(), **({"name": name} if name else {})}
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if not path.is_file():

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nbtrack._version import __version__
-from nbtrack.artifacts import file_sha256
+from nbtrack.artifact_files import file_sha256
 from nbtrack.exceptions import ModelIntegrityError, NbtrackError, NotFoundError
 from nbtrack.models import env_files
 from nbtrack.models.signature import ModelSignature, infer_signature
@@ -197,6 +197,8 @@ class ModelInfo:
     signature: ModelSignature | None
     model_uuid: str
     utc_time_created: str
+    #: the version ``log_model(..., registered_model_name=...)`` registered, else None
+    registered_model_version: int | None = None
 
 
 def prepare_folder(path: str | Path | None) -> Path:

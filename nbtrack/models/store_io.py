@@ -5,11 +5,12 @@ Finding a model folder from a model URI is ``nbtrack.models.uris``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
-from nbtrack.artifacts import safe_relative_path
+from nbtrack.artifact_files import safe_relative_path
 from nbtrack.exceptions import NbtrackError
 from nbtrack.models.model import Model, ModelInfo, remove_folder
 
@@ -57,12 +58,21 @@ def log_folder(client, run_id: str, folder: Path, model: Model, digest: str) -> 
     return info
 
 
+def register_logged(client, info: ModelInfo, registered_model_name: str | None) -> ModelInfo:
+    """Register a logged model as the next version of ``registered_model_name``, if given."""
+    if not registered_model_name:
+        return info
+    version = client.register_model(info.model_uri, registered_model_name)
+    return dataclasses.replace(info, registered_model_version=version.version)
+
+
 def log_written(write, name: str | None, artifact_path: str | None,
-                run_id: str | None) -> ModelInfo:
+                run_id: str | None, registered_model_name: str | None = None) -> ModelInfo:
     """Log a model that ``write(folder, model) -> (model, digest)`` saves into a new folder.
 
     The model goes to the active run (or ``run_id``) under ``name``; the same model logged to
     the same run again returns the first ``ModelInfo`` instead of a second copy.
+    ``registered_model_name`` also registers it as a new version of that model.
     """
     from nbtrack.models.model import prepare_folder
 
@@ -76,8 +86,9 @@ def log_written(write, name: str | None, artifact_path: str | None,
         raise
     if (found := already_logged(run_id, digest)) is not None:
         remove_folder(folder)
-        return found
-    return log_folder(client, run_id, folder, model, digest)
+        return register_logged(client, found, registered_model_name)
+    return register_logged(client, log_folder(client, run_id, folder, model, digest),
+                           registered_model_name)
 
 
 def model_name(name: str | None, artifact_path: str | None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbtrack.artifacts import file_sha256, safe_relative_path
+from nbtrack.artifact_files import file_sha256, safe_relative_path
 from nbtrack.exceptions import ModelIntegrityError, NbtrackError, NotFoundError
 from nbtrack.models.model import MLMODEL, Model, verify_files
 
@@ -19,8 +19,8 @@ from nbtrack.models.model import MLMODEL, Model, verify_files
 def split_model_uri(model_uri: str) -> tuple[str, str, str]:
     """Split a ``models:/`` URI into ``(name, kind, reference)``.
 
-    ``models:/taxi/3`` gives kind "version", ``models:/taxi/Production`` "stage" and
-    ``models:/taxi@champion`` "alias".
+    ``models:/taxi/3`` gives kind "version", ``models:/taxi/Production`` "stage",
+    ``models:/taxi/latest`` "latest" (the newest version) and ``models:/taxi@champion`` "alias".
     """
     body = model_uri[len("models:/"):].strip("/")
     if "@" in body and "/" not in body.split("@", 1)[1]:
@@ -29,7 +29,10 @@ def split_model_uri(model_uri: str) -> tuple[str, str, str]:
     name, _, ref = body.rpartition("/")
     if not name or not ref:
         raise NbtrackError(f"{model_uri!r} is not a model URI; use models:/<name>/<version>, "
-                           "models:/<name>/<stage> or models:/<name>@<alias>.")
+                           "models:/<name>/<stage>, models:/<name>/latest or "
+                           "models:/<name>@<alias>.")
+    if ref.lower() == "latest":
+        return name, "latest", ref
     return name, ("version" if ref.isdigit() else "stage"), ref
 
 

@@ -131,8 +131,11 @@ def log_model(name: str | None = None, python_model: PythonModel | None = None,
               artifacts: dict[str, str] | None = None, input_example=None,
               signature: ModelSignature | None = None,
               pip_requirements: list[str] | None = None, artifact_path: str | None = None,
-              run_id: str | None = None) -> ModelInfo:
-    """Log a custom model to the active run (or ``run_id``) under ``name``."""
+              run_id: str | None = None, registered_model_name: str | None = None) -> ModelInfo:
+    """Log a custom model to the active run (or ``run_id``) under ``name``.
+
+    ``registered_model_name`` also registers it as a new version of that registered model.
+    """
     if python_model is None:
         raise NbtrackError("pyfunc.log_model needs python_model=, an instance of a "
                            "PythonModel subclass.")
@@ -142,7 +145,7 @@ def log_model(name: str | None = None, python_model: PythonModel | None = None,
     digest = store_io.model_digest(data)
     if (found := store_io.already_logged(run_id, digest)) is not None:
         store_io.remove_folder(folder)
-        return found
+        return store_io.register_logged(client, found, registered_model_name)
     model = Model(flavors={FLAVOR: {"loader_module": __name__, "python_model": PYTHON_MODEL_FILE,
                                     "artifacts": copied}},
                   run_id=run_id, artifact_path=store_io.model_name(name, artifact_path))
@@ -150,7 +153,8 @@ def log_model(name: str | None = None, python_model: PythonModel | None = None,
     finish_folder(folder, model, input_example=input_example, signature=signature,
                   predict=lambda x: python_model.predict(context, x),
                   requirements=pip_requirements or requirements_for(modules))
-    return store_io.log_folder(client, run_id, folder, model, digest)
+    return store_io.register_logged(
+        client, store_io.log_folder(client, run_id, folder, model, digest), registered_model_name)
 
 
 def load_pyfunc(folder: Path, conf: dict):

@@ -67,8 +67,10 @@ def save_model(sk_model, path, serialization_format: str = "pickle", input_examp
 def log_model(sk_model, name: str | None = None, serialization_format: str = "pickle",
               input_example=None, signature: ModelSignature | None = None,
               pip_requirements: list[str] | None = None, artifact_path: str | None = None,
-              run_id: str | None = None) -> ModelInfo:
+              run_id: str | None = None, registered_model_name: str | None = None) -> ModelInfo:
     """Log a scikit-learn model to the active run (or ``run_id``) under ``name``.
+
+    ``registered_model_name`` also registers it as a new version of that registered model.
 
     The same fitted model logged again to the same run (say by autolog, then by hand) is
     stored once: the second call returns the first one's ``ModelInfo``.
@@ -76,7 +78,7 @@ def log_model(sk_model, name: str | None = None, serialization_format: str = "pi
     return store_io.log_written(
         lambda folder, model: _write(folder, sk_model, serialization_format, input_example,
                                      signature, pip_requirements, model),
-        name, artifact_path, run_id)
+        name, artifact_path, run_id, registered_model_name)
 
 
 def _load_native(folder: Path, conf: dict, trusted: list[str] | None):

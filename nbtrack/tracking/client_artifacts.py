@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbtrack.artifacts import RunArtifacts
+from nbtrack.artifact_files import RunArtifacts
 from nbtrack.capture.datasets import describe_dataset
 from nbtrack.entities import FileInfo
 from nbtrack.tracking import serialize
@@ -47,6 +47,11 @@ class ArtifactsClientMixin:
         self._store.ensure_run(run_id)
         row = self._artifacts(run_id).write_bytes(str(text).encode("utf-8"), artifact_file)
         self._index(run_id, [row])
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
+        """Save bytes as an artifact file (images and tables use it)."""
+        self._store.ensure_run(run_id)
+        self._index(run_id, [self._artifacts(run_id).write_bytes(bytes(data), artifact_file)])
 
     def log_dict(self, run_id: str, dictionary: dict, artifact_file: str) -> None:
         """Save a dict as JSON (or YAML, by suffix) in the run's artifacts."""

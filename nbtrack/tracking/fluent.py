@@ -320,10 +320,45 @@ def log_figure(figure, artifact_file: str) -> None:
     run.client.log_figure(run.run_id, figure, artifact_file)
 
 
-def log_input(dataset, context: str | None = None, name: str | None = None) -> dict:
-    """Record a DataFrame, array or file the active run used, with its content digest."""
+def log_input(dataset, context: str | None = None, tags: dict | None = None,
+              name: str | None = None) -> dict:
+    """Record a dataset the active run used, with its content digest.
+
+    ``dataset`` is one of ``nbtrack.data.from_pandas``/``from_numpy``, a DataFrame, an array
+    or a file path. ``tags`` may hold MLflow's ``mlflow.data.context`` instead of ``context``.
+    """
+    tags = dict(tags or {})
+    context = tags.pop("mlflow.data.context", context)
+    if tags:
+        raise NbtrackError(f"Input tags other than mlflow.data.context are not stored yet: "
+                           f"{', '.join(tags)}. Give the context with context=.")
     run = _active()
     return run.client.log_input(run.run_id, dataset, context, name)
+
+
+def delete_tag(key: str) -> None:
+    """Remove a tag from the active run."""
+    run = _active()
+    run.client.delete_tag(run.run_id, key)
+
+
+def set_experiment_tag(key: str, value) -> None:
+    """Set a tag on the active experiment (``set_experiment``'s, else the default)."""
+    client = current_client()
+    client.set_experiment_tag(default_experiment_id(client), key, value)
+
+
+def set_experiment_tags(tags: dict) -> None:
+    """Set several tags on the active experiment."""
+    for key, value in tags.items():
+        set_experiment_tag(key, value)
+
+
+def get_parent_run(run_id: str) -> Run | None:
+    """The parent of a nested run, or None for a top-level run."""
+    client = current_client()
+    parent = client.get_run(run_id).info.parent_run_id
+    return client.get_run(parent) if parent else None
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:

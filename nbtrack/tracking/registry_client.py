@@ -92,6 +92,22 @@ class RegistryClientMixin:
         """One version of a registered model."""
         return self._store.get_model_version(name, version)
 
+    def get_model_version_download_uri(self, name: str, version) -> str:
+        """The local folder holding a version's model files (checked against their sha256)."""
+        from nbtrack.models import uris
+
+        folder, _ = uris.resolve(self.get_model_version(name, version).source, self)
+        return str(folder)
+
+    def copy_model_version(self, src_model_uri: str, dst_name: str) -> ModelVersion:
+        """Copy a version (``models:/name/3``) as the next version of ``dst_name``.
+
+        ``dst_name`` is created if needed, as MLflow does when promoting across models.
+        """
+        source = self.resolve_model_version(src_model_uri)  # pinned: a stage may move later
+        return self.create_model_version(dst_name, f"models:/{source.name}/{source.version}",
+                                         source.run_id, dict(source.tags), source.description)
+
     def search_model_versions(self, filter_string: str | None = None,
                               max_results: int = MODEL_VERSIONS_DEFAULT,
                               order_by: list[str] | None = None,
@@ -143,7 +159,7 @@ class RegistryClientMixin:
         return self._store.get_latest_versions(name, stages)
 
     def resolve_model_version(self, model_uri: str) -> ModelVersion:
-        """The version a ``models:/`` URI names (by number, stage or alias)."""
+        """The version a ``models:/`` URI names (by number, stage, ``latest`` or alias)."""
         from nbtrack.models.uris import split_model_uri
 
         name, kind, ref = split_model_uri(model_uri)
@@ -151,6 +167,12 @@ class RegistryClientMixin:
             return self.get_model_version(name, ref)
         if kind == "alias":
             return self.get_model_version_by_alias(name, ref)
+        if kind == "latest":
+            newest = self.get_latest_versions(name)
+            if not newest:
+                raise NotFoundError(f"Registered model {name!r} has no versions yet. Register "
+                                    f"one with nbtrack.register_model(model_uri, {name!r}).")
+            return max(newest, key=lambda v: v.version)
         stage = check_stage(ref)
         found = self.get_latest_versions(name, [stage])
         if not found:

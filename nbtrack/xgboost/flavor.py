@@ -61,12 +61,16 @@ def save_model(xgb_model, path, input_example=None, signature: ModelSignature | 
 
 def log_model(xgb_model, name: str | None = None, input_example=None,
               signature: ModelSignature | None = None, pip_requirements: list[str] | None = None,
-              artifact_path: str | None = None, run_id: str | None = None) -> ModelInfo:
-    """Log a Booster or an XGBoost scikit-learn model to the active run (or ``run_id``)."""
+              artifact_path: str | None = None, run_id: str | None = None,
+              registered_model_name: str | None = None) -> ModelInfo:
+    """Log a Booster or an XGBoost scikit-learn model to the active run (or ``run_id``).
+
+    ``registered_model_name`` also registers it as a new version of that registered model.
+    """
     return store_io.log_written(
         lambda folder, meta: _write(folder, xgb_model, input_example, signature,
                                     pip_requirements, meta),
-        name, artifact_path, run_id)
+        name, artifact_path, run_id, registered_model_name)
 
 
 def _load_native(folder: Path, conf: dict):
