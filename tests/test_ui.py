@@ -95,6 +95,8 @@ def test_the_dashboard_notebook_is_shipped_and_shows_both_dashboards(store_dir, 
     assert isinstance(page.runs_view("ui"), CompareWidget)
     assert isinstance(page.runs_view(None), CompareWidget)
     assert "No model is registered" in page.registry_view().value
+    # an error is a line of text on the page (Voilà would say only that a cell failed)
+    assert "No experiment named &#x27;nope&#x27;" in page.shown(page.runs_view, "nope").value
 
 
 # --- in a browser ---------------------------------------------------------------------------

@@ -55,6 +55,16 @@ def dashboard() -> None:
     experiment = os.environ.get(EXPERIMENT_VAR) or None
     store = nbtrack.get_tracking_uri()
     display(_heading("Runs", f"{experiment or 'all experiments'} · {store}"))
-    display(runs_view(experiment))
+    display(shown(runs_view, experiment))
     display(_heading("Model registry"))
-    display(registry_view())
+    display(shown(registry_view))
+
+
+def shown(view, *args):
+    """The view, or its error as a line of text (Voilà would show only that a cell failed)."""
+    from nbtrack.exceptions import NbtrackError
+
+    try:
+        return view(*args)
+    except NbtrackError as exc:
+        return _note(f"Could not show this: {exc}")
