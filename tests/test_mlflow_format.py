@@ -176,3 +176,45 @@ def test_nbtrack_loads_mlflow_custom_pyfunc_models(tmp_path):
     loaded = nbtrack.pyfunc.load_model(folder)
     np.testing.assert_allclose(np.asarray(loaded.predict(X)), X["a"] * 3)
     assert isinstance(loaded.unwrap_python_model(), MlflowTripler)
+
+
+@pytest.mark.slow
+def test_mlflow_model_server_serves_an_nbtrack_model(tmp_path):
+    """``mlflow models serve`` (MLflow's scoring server) answers with the nbtrack model."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    model = LinearRegression().fit(X, Y)
+    nbtrack.sklearn.save_model(model, tmp_path / "m", input_example=X)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bin_dir = os.path.dirname(sys.executable)  # the server runs uvicorn from this environment
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(tmp_path / "m"),
+         "--env-manager", "local", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    body = json.dumps({"dataframe_split": {"columns": ["a", "b"],
+                                           "data": X.head(3).values.tolist()}}).encode()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                             {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    answer = json.loads(response.read())
+                break
+            except OSError:
+                assert server.poll() is None, "mlflow models serve exited"
+                assert time.monotonic() < deadline, "the server did not answer in 120 s"
+                time.sleep(1)
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    np.testing.assert_allclose(answer["predictions"], model.predict(X.head(3)))

@@ -392,3 +392,13 @@ def test_an_nbtrack_model_exported_loads_in_mlflow_by_its_registered_name(new_db
         [MlflowClient(tracking_uri=dest).get_experiment_by_name("Default").experiment_id])
     assert copy.data.tags["nbtrack.sourceRunId"] == run.info.run_id
     assert copy.data.metrics == {"rmse": 0.5} and copy.info.run_name == "native"
+
+
+def test_the_progress_bar_shows_only_on_long_copies():
+    from nbtrack.interop.source import progress
+
+    bar = progress(500, "import-mlflow")
+    try:
+        assert bar.total == 500 and bar.delay >= 1.0  # nothing drawn in the first second
+    finally:
+        bar.close()
