@@ -131,3 +131,8 @@ def test_a_bad_filter_in_a_cell_shows_one_message(ip, capsys):
     assert "UsageError: %track_runs:" in text and "position" in text
     assert "Traceback" not in text and "parser.py" not in text
     assert not result.success
+
+
+def test_track_config_reports_a_bad_uri_as_a_message(ip):
+    with pytest.raises(UsageError, match="%track_config: Unsupported tracking URI"):
+        ip.run_line_magic("track_config", '--tracking-uri "sqlite:///mlflow.db"')

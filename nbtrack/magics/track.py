@@ -309,7 +309,10 @@ class TrackMagics(Magics):
         if args.experiment:
             self.config_.experiment = args.experiment
         if args.tracking_uri:
-            set_tracking_uri(args.tracking_uri)
+            try:
+                set_tracking_uri(args.tracking_uri)
+            except NbtrackError as exc:
+                raise MagicError(f"%track_config: {exc}") from None
             self._experiment_set = None
         live = {None: "in notebooks", True: "on", False: "off"}[self.config_.live]
         print(f"tracking uri: {get_tracking_uri()}\n"
