@@ -13,6 +13,7 @@ import { whenVisible } from "./visible.js";
 const MAX_AXES = 12;
 const HEIGHT = 320;
 const M = { top: 30, bottom: 14, left: 64, right: 76 };
+const SLICE_MS = 25; // axes built per task, at most about this long
 const GRAB = 14; // pixels either side of an axis where a drag brushes it
 const SVG = "http://www.w3.org/2000/svg";
 const GREY = "#8c959f";
@@ -46,6 +47,8 @@ export function createParcoords(el, { onBrush }) {
   let selected = new Set();
   let brushes = {}; // axis index -> [lo, hi] in the axis' values
   let drag = null;
+  let building = 0;
+  let buildTimer = null;
   let shownData = null;
   let shownColumns = "";
   let seenWidth = 0;
@@ -232,6 +235,35 @@ export function createParcoords(el, { onBrush }) {
   });
   resize.observe(box);
 
+  /** Draw `data` on `built` axes from scratch (its brushes are gone with its rows). */
+  function show(data, built) {
+    ids = () => data.columns.run_id ?? [];
+    axes = built;
+    brushes = {};
+    if (axes.length < 2 || data.numRows === 0) {
+      axes = [];
+      cancelWait();
+      svg.replaceChildren();
+      canvas.width = 0;
+      box.hidden = true;
+      note.textContent = data.numRows === 0 ? "No runs to draw."
+        : "Choose at least two params or metrics.";
+      return;
+    }
+    box.hidden = false;
+    domains = axes.map(domainOf);
+    const metric = axes.findIndex((a) => a.name.startsWith("metrics.") && a.kind !== "category");
+    tone = null;
+    if (metric >= 0) {
+      const [lo, hi] = domains[metric];
+      tone = Float64Array.from(axes[metric].values, (v) => (v - lo) / (hi - lo));
+    }
+    sample = sampleIndexes(data.numRows);
+    note.textContent = linesNote(sample.length, data.numRows);
+    box.dataset.total = String(data.numRows);
+    redraw();
+  }
+
   return {
     /** `fresh`: new rows, drawn from scratch; otherwise only a new selection, if any. */
     update(data, columns, nextSelected, fresh) {
@@ -242,32 +274,23 @@ export function createParcoords(el, { onBrush }) {
       if (fresh) {
         shownData = data;
         shownColumns = key;
-        ids = () => data.columns.run_id ?? [];
         const chosen = columns.filter((c) => !c.startsWith("tags.")).slice(0, MAX_AXES);
-        axes = chosen.map((name) => axisFor(name, data.columns[name] ?? []));
-        brushes = {};
-        if (axes.length < 2 || data.numRows === 0) {
-          axes = [];
-          cancelWait();
-          svg.replaceChildren();
-          canvas.width = 0;
-          box.hidden = true;
-          note.textContent = data.numRows === 0 ? "No runs to draw."
-            : "Choose at least two params or metrics.";
-          return;
-        }
-        box.hidden = false;
-        domains = axes.map(domainOf);
-        const metric = axes.findIndex((a) => a.name.startsWith("metrics.") && a.kind !== "category");
-        tone = null;
-        if (metric >= 0) {
-          const [lo, hi] = domains[metric];
-          tone = Float64Array.from(axes[metric].values, (v) => (v - lo) / (hi - lo));
-        }
-        sample = sampleIndexes(data.numRows);
-        note.textContent = linesNote(sample.length, data.numRows);
-        box.dataset.total = String(data.numRows);
-        redraw();
+        // axes are built a few at a time, each batch in its own task: decoding 10k params
+        // at once would block the page; a newer update abandons an older build
+        const build = ++building;
+        const built = [];
+        const step = () => {
+          if (build !== building) return;
+          const start = performance.now();
+          while (built.length < chosen.length && performance.now() - start < SLICE_MS) {
+            const name = chosen[built.length];
+            built.push(axisFor(name, data.columns[name] ?? []));
+          }
+          if (built.length < chosen.length) buildTimer = setTimeout(step, 0);
+          else show(data, built);
+        };
+        clearTimeout(buildTimer);
+        step();
       } else if (before.size !== selected.size || [...selected].some((id) => !before.has(id))) {
         redraw();
       }
@@ -278,6 +301,8 @@ export function createParcoords(el, { onBrush }) {
       error.hidden = !text;
     },
     destroy() {
+      building += 1;
+      clearTimeout(buildTimer);
       cancelWait();
       cancelAnimationFrame(frame);
       resize.disconnect();
