@@ -1,4 +1,4 @@
-// The `_esm` of the large dashboards: a few hundred bytes that fetch the real front end (the
+// The `_esm` of the large dashboards: a small module (1.5 KB) that fetches the front end (the
 // bundle named by the `_nbtrack_frontend` trait, e.g. "compare.js@3f2a…") from the kernel over
 // the widget's own message channel, once per page, instead of storing it in every widget's
 // saved state. It works wherever widgets talk to a kernel (JupyterLab, Notebook 7, VS Code,
