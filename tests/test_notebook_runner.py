@@ -140,3 +140,17 @@ def test_parameters_need_a_parameters_cell_unless_inject_at_top(tmp_path, store_
     frame = nbtrack.search_runs(search_all_experiments=True)
     # as promised: the value goes in first, and the notebook's own x = 1 overrides it
     assert frame["params.x"][0] == "5" and frame["metrics.x"][0] == 1.0
+
+
+def test_a_cell_that_times_out_is_named(tmp_path, store_dir, kernel_name, capsys):
+    notebook = write_notebook(tmp_path / "slow.ipynb", [
+        ("x = 1", []),
+        ("import threading\nthreading.Event().wait(60)", []),
+    ])
+    assert main(["run", str(notebook), "--timeout", "2", "--kernel", kernel_name,
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    # nbclient interrupts the kernel, so the cell's line is known too
+    assert "failed in cell 2 (code cell 2):\n    threading.Event().wait(60)\n" \
+           "CellTimeoutError: A cell timed out while it was being executed, after 2 seconds." in err
+    assert list(nbtrack.search_runs(search_all_experiments=True)["status"]) == ["FAILED"]

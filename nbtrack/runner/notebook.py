@@ -140,7 +140,7 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
     try:
         import nbformat
         from nbclient import NotebookClient
-        from nbclient.exceptions import CellExecutionError
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
         from tqdm.auto import tqdm
     except ImportError as exc:
         raise NbtrackError(
@@ -180,11 +180,13 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
         "NBTRACK_PARENT_RUN_ID" if _has_tracked_cells(nb) else "NBTRACK_RUN_ID": run_id,
     }
     code_cells = sum(1 for c in nb.cells if c.cell_type == "code")
+    started: dict[str, int | None] = {"index": None}  # the cell now running
     bar = tqdm(total=code_cells, desc=notebook.name, unit="cell", disable=not progress)
     runner = NotebookClient(
         nb, timeout=timeout, kernel_name=kernel_name,
         resources={"metadata": {"path": str(notebook.parent)}},
         on_cell_executed=lambda **_: bar.update(1),
+        on_cell_start=lambda cell_index, **_: started.__setitem__("index", cell_index),
     )
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # the kernel inherits these
@@ -192,9 +194,9 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
     status = "FINISHED"
     try:
         runner.execute()
-    except CellExecutionError as exc:
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
         status = "FAILED"
-        failure = _failure(nb, injected, exc)
+        failure = _failure(nb, injected, exc, started["index"])
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -216,19 +218,28 @@ def run_notebook(path: str | os.PathLike, params: dict[str, object],
     return NotebookResult(run_id, status, **failure)
 
 
-def _failure(nb, injected: int | None, exc) -> dict:
-    """Where and how the notebook failed, numbered as the user's notebook numbers its cells."""
-    error = f"{exc.ename}: {exc.evalue}" if exc.ename else str(exc).strip().splitlines()[-1]
-    code_seen = 0
+def _failure(nb, injected: int | None, exc, running: int | None) -> dict:
+    """Where and how the notebook failed, numbered as the user's notebook numbers its cells.
+
+    An error in a cell is found by its error output; a timeout or a dead kernel is put on the
+    cell that was running (``running``, an index into ``nb.cells``).
+    """
+    ename = getattr(exc, "ename", None)
+    if ename:
+        error = f"{ename}: {exc.evalue}"
+    else:
+        lines = str(exc).strip().splitlines()
+        error = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    failed, source_line = running, None
     for index, cell in enumerate(nb.cells):
-        if index == injected:
-            continue
-        if cell.cell_type != "code":
-            continue
-        code_seen += 1
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if errors:
-            position = index + 1 - (1 if injected is not None and index > injected else 0)
-            return {"failed_cell": position, "failed_code_cell": code_seen, "error": error,
-                    "source_line": failing_line(errors[0].get("traceback", []))}
-    return {"error": error}
+        if cell.cell_type == "code" and index != injected and errors:
+            failed, source_line = index, failing_line(errors[0].get("traceback", []))
+            break
+    if failed is None or failed == injected:
+        return {"error": error}
+    before = nb.cells[:failed]
+    skip = 1 if injected is not None and injected < failed else 0
+    code_cells = sum(1 for c in before if c.cell_type == "code") - skip + 1
+    return {"failed_cell": failed + 1 - skip, "failed_code_cell": code_cells, "error": error,
+            "source_line": source_line}
