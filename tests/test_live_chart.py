@@ -113,3 +113,23 @@ def test_a_cell_without_metrics_leaves_an_empty_output():
         assert handle.updates == [{"text/plain": ""}]
     finally:
         chart.close()
+
+
+def test_the_saved_form_draws_a_small_curve_per_metric():
+    from nbtrack.widgets.live import sparkline
+
+    client = FakeClient()
+    chart = LiveChart(client, "run", "fit")
+    chart._handle = handle = FakeHandle()
+    try:
+        client.write(_rows(range(500)))
+        chart.finish({"loss": 1.0 / 500, "rmse": 4.25})
+        page = handle.updates[0]["text/html"]
+        assert page.count("<svg") == 1  # loss has a curve; rmse, one value, has none
+        assert len(page) < 3000
+    finally:
+        chart.close()
+    assert sparkline([1.0]) == "" and sparkline([float("nan"), 1.0]) == ""
+    line = sparkline([3.0, 2.0, 1.0], width=100, height=24)
+    assert "points='0.0,2.0 50.0,12.0 100.0,22.0'" in line
+    assert sparkline([2.0, 2.0]).count(",22.0") == 2  # a flat line sits at the bottom

@@ -26,6 +26,7 @@ def test_saved_chart_shows_final_values_not_no_metrics_yet(tmp_path, kernel_name
     assert "no metrics yet" not in text
     assert "loss=0.005" in text and "rmse=4.25" in text
     assert "rmse" in chart["data"]["text/html"]
+    assert chart["data"]["text/html"].count("<svg") == 1  # loss's curve, as a small picture
     # a cell that logs no metric leaves no chart and no stale text
     assert not any("no metrics yet" in o.get("data", {}).get("text/plain", "")
                    for o in quiet["outputs"])

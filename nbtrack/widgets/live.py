@@ -14,6 +14,7 @@ widget's front end, shows the final values rather than the state at the cell's s
 from __future__ import annotations
 
 import html
+import math
 import threading
 import time
 from pathlib import Path
@@ -96,6 +97,26 @@ def _shared_layout():
 
         _layout = ipywidgets.Layout()
     return _layout
+
+
+def sparkline(values: list[float], width: int = 120, height: int = 24,
+              max_points: int = 60) -> str:
+    """An inline SVG line of ``values`` (evenly thinned to ``max_points``); "" under two."""
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 2:
+        return ""
+    stride = max(1, math.ceil(len(finite) / max_points))
+    kept = finite[::stride]
+    if kept[-1] is not finite[-1]:
+        kept.append(finite[-1])
+    low, high = min(kept), max(kept)
+    span = (high - low) or 1.0
+    last = len(kept) - 1
+    points = " ".join(f"{i * width / last:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}"
+                      for i, v in enumerate(kept))
+    return (f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}'>"
+            f"<polyline fill='none' stroke='#0969da' stroke-width='1.5' points='{points}'/>"
+            "</svg>")
 
 
 class LiveChart(anywidget.AnyWidget):
@@ -190,14 +211,21 @@ class LiveChart(anywidget.AnyWidget):
         return f"nbtrack run {self.run_name!r}, final: {values}"
 
     def final_html(self) -> str:
-        """A small table of each metric's last value, for viewers without the widget."""
+        """A small table of each metric's last value, for viewers without the widget.
+
+        Each metric with two points or more gets a sparkline of its curve as the chart had it
+        when the cell ended (inline SVG, a few hundred bytes).
+        """
         steps = self._steps()
+        with self._lock:
+            curves = {k: sparkline(s.values) for k, s in self._points.items()}
         rows = "".join(
             f"<tr><td style='text-align:left'>{html.escape(key)}</td><td>{value:.6g}</td>"
-            f"<td>{steps.get(key, '')}</td></tr>" for key, value in sorted(self.final.items()))
+            f"<td>{steps.get(key, '')}</td><td>{curves.get(key, '')}</td></tr>"
+            for key, value in sorted(self.final.items()))
         return (f"<div class='nbtrack-live-final' style='font-size:12px'>nbtrack run "
                 f"<b>{html.escape(self.run_name)}</b>, final values<table><tr><th>metric</th>"
-                f"<th>last value</th><th>step</th></tr>{rows}</table></div>")
+                f"<th>last value</th><th>step</th><th></th></tr>{rows}</table></div>")
 
     def _final_bundle(self) -> dict:
         if not self.final:  # nothing logged: the output says nothing
