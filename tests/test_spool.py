@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -223,6 +224,9 @@ def test_a_full_disk_keeps_values_until_there_is_room(tmp_path):
                 client.log_metric(run_id, "m", value, step=step)
                 logged += 1
             client.sync()
+        # the spool thread keeps retrying while the disk is full (its back-off is at most 1 s);
+        # its failures must not leave an error behind once a write succeeds again
+        time.sleep(2.5)
         filler.unlink()
         client.flush()
         history = client.get_metric_history(run_id, "m")

@@ -64,6 +64,8 @@ class WritePath:
         self._latest: dict[str, dict[str, tuple[int, int, float]]] | None = {}
         #: the error that stopped values, raised once by the next call that logs or reads
         self.error: BaseException | None = None
+        #: the error of a spool outage (a full disk), cleared when a write succeeds again
+        self._outage: BaseException | None = None
         self._last_tidy = 0.0
         self._own_merged_to = 0
         self._rejects_seen = 0
@@ -71,7 +73,7 @@ class WritePath:
         self.listeners: list = []
         self._spooler = Spooler(self._spool_in_background,
                                 delay=float_env("NBTRACK_SPOOL_DELAY", 0.05),
-                                on_error=self._note_error)
+                                on_error=self._note_task_error)
         self._merger = BackgroundWriter(
             flush=self._merge_in_background,
             has_pending=self.has_unmerged,
@@ -95,11 +97,22 @@ class WritePath:
 
     def _note_error(self, exc: BaseException) -> None:
         if self.error is None:
-            self.error = WriteError(
+            self.error = self._outage = WriteError(
                 f"nbtrack could not write logged values to the spool in {self.folder}: {exc}. "
                 "They are kept in memory and retried; free disk space (or fix the folder's "
                 "permissions). This call's value was not logged."
             )
+
+    def _note_task_error(self, exc: BaseException) -> None:
+        """The spool thread failed; it retries. A spool write error was noted under the lock."""
+        if not isinstance(exc, spool.SpoolWriteError):
+            self._note_error(exc)
+
+    def _outage_over(self) -> None:
+        """A spool write succeeded: an outage not yet reported is over and lost nothing."""
+        if self.error is not None and self.error is self._outage:
+            self.error = None
+        self._outage = None
 
     def added(self, urgent: bool = False) -> None:
         """Values were queued: spool them now (synchronous mode), soon, or within the delay."""
@@ -135,9 +148,15 @@ class WritePath:
     def _spool_in_background(self) -> None:
         # written, not synced: safe from the death of this process at once; the merger syncs
         # to the disk itself every second, so a slow disk never holds up the next frame
-        self._spool_pending(to_disk=False)
+        self._spool_pending(to_disk=False, background=True)
 
-    def _spool_pending(self, to_disk: bool) -> None:
+    def _spool_pending(self, to_disk: bool, background: bool = False) -> None:
+        """Append what is pending to the segment; on failure keep it pending.
+
+        A background failure is noted (to be raised by the next call) under the spool lock,
+        so a later successful write always sees it and clears it: no stale error after the
+        outage is over.
+        """
         with self._spool_lock:
             if not len(self.pending):
                 return
@@ -148,14 +167,18 @@ class WritePath:
                 self.segment.append(payload, sync=to_disk)
                 latest = (frames.latest_by_key(table) if table is not None
                           else frames.latest_of_rows(batch.metrics))
-            except BaseException:
+            except BaseException as exc:
                 with self._peek_lock:
                     self.pending.put_back(batch)
                     self._in_flight = None
+                if background and isinstance(exc, spool.SpoolWriteError):
+                    self._note_error(exc)
                 raise
             with self._peek_lock:
                 self._note_latest(latest)
                 self._in_flight = None
+            if self._outage is not None:
+                self._outage_over()
         for listener in list(self.listeners):
             try:
                 listener(batch)
