@@ -402,3 +402,11 @@ def test_the_progress_bar_shows_only_on_long_copies():
         assert bar.total == 500 and bar.delay >= 1.0  # nothing drawn in the first second
     finally:
         bar.close()
+
+
+def test_an_active_nbtrack_experiment_is_not_deleted_by_an_import(sqlite_source):
+    uri, _ = sqlite_source
+    mine = nbtrack.Client().create_experiment("old")  # deleted in the MLflow store
+    summary = import_mlflow(uri, show_progress=False)
+    assert nbtrack.Client().get_experiment(mine).lifecycle_stage == "active"
+    assert any("'old' is deleted in MLflow" in note for note in summary.notes)

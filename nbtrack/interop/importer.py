@@ -117,8 +117,12 @@ class _Importer:
                 bar.update(1)
         for model in models.get(None, []):
             self.summary.skip("logged model", model.model_id, "it belongs to no run")
-        if experiment.lifecycle_stage == LifecycleStage.DELETED or (
-                found is not None and found.lifecycle_stage == LifecycleStage.DELETED):
+        deleted_here = found is not None and found.lifecycle_stage == LifecycleStage.DELETED
+        if experiment.lifecycle_stage == LifecycleStage.DELETED and found is not None \
+                and not deleted_here:
+            self.summary.note(f"Experiment {experiment.name!r} is deleted in MLflow but was "
+                              "active in nbtrack before the import; it stays active.")
+        elif experiment.lifecycle_stage == LifecycleStage.DELETED or deleted_here:
             self.client.delete_experiment(experiment_id)
 
     def logged_models(self, experiment_id: str) -> dict[str | None, list]:
