@@ -53,6 +53,8 @@ MALFORMED = [
     ({"params.model": {"values": [{}]}}, "a list of values"),
     ({"params.model": {"values": "lasso"}}, "a list of values"),
     ({"x) OR (1": {"values": ["a"]}}, "names its column"),
+    ([[{}, 1]], "A brush is a dict of columns, not [[{}, 1]]"),
+    (None, "A brush is a dict of columns, not None"),
 ]
 
 

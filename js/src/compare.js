@@ -142,7 +142,8 @@ function render({ model, el }) {
       // the same rows in a new order: nothing in the charts changes, so nothing is redrawn
       if (model.get("table_reason") === "order") return;
       // a brush narrows the table, never the plot's lines (the plot shows the brush itself)
-      const fresh = Object.keys(model.get("brush")).length === 0;
+      const brush = model.get("brush");
+      const fresh = !(brush && typeof brush === "object" && Object.keys(brush).length);
       if (fresh) plotData = data;
       afterPaint(() => drawPanel(fresh));
     },

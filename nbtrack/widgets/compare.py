@@ -46,7 +46,9 @@ class CompareWidget(FetchedFrontEnd):
     total_count = traitlets.Int(0).tag(sync=True)
     selected_run_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
-    brush = traitlets.Dict().tag(sync=True)
+    # {column: {"ranges": ...} or {"values": ...}}; Any, so that a malformed message reaches
+    # brush_filter and is shown in brush_error instead of failing trait validation
+    brush = traitlets.Any({}).tag(sync=True)
     brush_error = traitlets.Unicode("").tag(sync=True)  # a malformed brush, shown inline
     curve_metric = traitlets.Unicode("").tag(sync=True)
     history = traitlets.Bytes(b"").tag(sync=True)
