@@ -410,3 +410,26 @@ def test_an_active_nbtrack_experiment_is_not_deleted_by_an_import(sqlite_source)
     summary = import_mlflow(uri, show_progress=False)
     assert nbtrack.Client().get_experiment(mine).lifecycle_stage == "active"
     assert any("'old' is deleted in MLflow" in note for note in summary.notes)
+
+
+def test_version_numbers_survive_deleted_versions_both_ways(new_db):
+    source = new_db("gaps.db")
+    client = MlflowClient(tracking_uri=source, registry_uri=source)
+    exp = client.create_experiment("gaps")
+    run = client.create_run(exp)
+    folder = f"runs:/{run.info.run_id}/m"
+    client.create_registered_model("gappy")
+    for _ in range(4):
+        client.create_model_version("gappy", folder, run.info.run_id)
+    client.delete_model_version("gappy", "2")
+    client.delete_model_version("gappy", "3")
+    client.set_registered_model_alias("gappy", "best", "4")
+    import_mlflow(source, show_progress=False)
+    nb = nbtrack.Client()
+    assert sorted(int(v.version) for v in nb.search_model_versions("name = 'gappy'")) == [1, 4]
+    assert int(nb.get_model_version_by_alias("gappy", "best").version) == 4
+    dest = new_db("gaps-back.db")
+    export_mlflow(dest, show_progress=False)
+    back = MlflowClient(tracking_uri=dest, registry_uri=dest)
+    assert sorted(int(v.version) for v in back.search_model_versions("name = 'gappy'")) == [1, 4]
+    assert int(back.get_model_version_by_alias("gappy", "best").version) == 4

@@ -6,9 +6,31 @@ number when the numbers of the source have no gaps; otherwise the summary notes 
 
 from __future__ import annotations
 
+from functools import partial
+
 from nbtrack.exceptions import NbtrackError, NotFoundError
 from nbtrack.interop.source import pages
 from nbtrack.interop.summary import Summary
+
+#: the most versions made and deleted again to keep a version's number across a gap
+MAX_PLACEHOLDERS = 1000
+
+
+def create_numbered(create, delete, wanted: int):
+    """``create()`` a version numbered ``wanted`` where the numbers before it have a gap.
+
+    Both registries number a new version one past the highest they have held, so versions
+    made and deleted again fill the gap left by versions deleted in the source. Returns the
+    version; its number is lower only if the target already holds higher ones.
+    """
+    made = create()
+    fillers: list = []
+    while int(made.version) < wanted and len(fillers) < MAX_PLACEHOLDERS:
+        fillers.append(made)
+        made = create()
+    for filler in fillers:
+        delete(filler.version)
+    return made
 
 
 def _quoted(name: str) -> str:
@@ -73,9 +95,11 @@ def import_registry(mlflow_client, client, summary: Summary, model_sources: dict
             run_id = run_ids.get(version.run_id or "", version.run_id)
             match = next((v for v in have if v.source == source and v.run_id == run_id), None)
             if match is None:
-                match = client.create_model_version(name, source, run_id,
-                                                    tags=dict(version.tags or {}),
-                                                    description=version.description or None)
+                match = create_numbered(
+                    partial(client.create_model_version, name, source, run_id,
+                            tags=dict(version.tags or {}),
+                            description=version.description or None),
+                    partial(client.delete_model_version, name), int(version.version))
                 summary.copy("model versions")
                 if str(match.version) != str(version.version):
                     summary.note(f"MLflow's {what} is nbtrack's version {match.version}.")
@@ -148,9 +172,12 @@ def export_registry(client, mlflow_client, summary: Summary, run_ids: dict[str, 
             match = next((v for v in have if v.source == source and v.run_id == run_id), None)
             if match is None:
                 try:
-                    match = mlflow_client.create_model_version(
-                        name, source, run_id, tags=dict(version.tags or {}),
-                        description=version.description or None)
+                    match = create_numbered(
+                        partial(mlflow_client.create_model_version, name, source, run_id,
+                                tags=dict(version.tags or {}),
+                                description=version.description or None),
+                        partial(mlflow_client.delete_model_version, name),
+                        int(version.version))
                 except (MlflowException, NbtrackError) as exc:
                     summary.skip("model version", what, str(exc).splitlines()[0])
                     continue
