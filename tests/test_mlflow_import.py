@@ -428,8 +428,12 @@ def test_version_numbers_survive_deleted_versions_both_ways(new_db):
     nb = nbtrack.Client()
     assert sorted(int(v.version) for v in nb.search_model_versions("name = 'gappy'")) == [1, 4]
     assert int(nb.get_model_version_by_alias("gappy", "best").version) == 4
+    assert sum(import_mlflow(source, show_progress=False).copied.values()) == 0
+    assert int(nb.get_model_version_by_alias("gappy", "best").version) == 4
     dest = new_db("gaps-back.db")
     export_mlflow(dest, show_progress=False)
     back = MlflowClient(tracking_uri=dest, registry_uri=dest)
     assert sorted(int(v.version) for v in back.search_model_versions("name = 'gappy'")) == [1, 4]
+    assert int(back.get_model_version_by_alias("gappy", "best").version) == 4
+    assert sum(export_mlflow(dest, show_progress=False).copied.values()) == 0
     assert int(back.get_model_version_by_alias("gappy", "best").version) == 4

@@ -33,6 +33,21 @@ def create_numbered(create, delete, wanted: int):
     return made
 
 
+def find_copy(have: list, source: str, run_id: str | None, number, claimed: set[str]):
+    """The version in ``have`` that is this one, copied before: same source and run.
+
+    The same number is preferred; each version is claimed once, since one source may hold
+    several versions.
+    """
+    same = [v for v in have if v.source == source and (v.run_id or None) == (run_id or None)
+            and str(v.version) not in claimed]
+    found = next((v for v in same if str(v.version) == str(number)), None) or \
+        (same[0] if same else None)
+    if found is not None:
+        claimed.add(str(found.version))
+    return found
+
+
 def _quoted(name: str) -> str:
     return "'" + name.replace("'", "\\'") + "'"
 
@@ -85,6 +100,7 @@ def import_registry(mlflow_client, client, summary: Summary, model_sources: dict
                          max_results=1000)
         have = client.search_model_versions(f"name = {_quoted(name)}", max_results=1000)
         numbers: dict[str, str] = {}
+        claimed: set[str] = set()
         for version in sorted(versions, key=lambda v: int(v.version)):
             what = f"{name}/{version.version}"
             source = import_source(version, model_sources, run_ids)
@@ -93,7 +109,7 @@ def import_registry(mlflow_client, client, summary: Summary, model_sources: dict
                              "run that was imported")
                 continue
             run_id = run_ids.get(version.run_id or "", version.run_id)
-            match = next((v for v in have if v.source == source and v.run_id == run_id), None)
+            match = find_copy(have, source, run_id, version.version, claimed)
             if match is None:
                 match = create_numbered(
                     partial(client.create_model_version, name, source, run_id,
@@ -161,6 +177,7 @@ def export_registry(client, mlflow_client, summary: Summary, run_ids: dict[str, 
                      max_results=1000)
         versions = client.search_model_versions(f"name = {_quoted(name)}", max_results=1000)
         numbers: dict[str, str] = {}
+        claimed: set[str] = set()
         for version in sorted(versions, key=lambda v: int(v.version)):
             what = f"{name}/{version.version}"
             source = export_source(version, run_ids)
@@ -169,7 +186,7 @@ def export_registry(client, mlflow_client, summary: Summary, run_ids: dict[str, 
                              "run that was exported")
                 continue
             run_id = run_ids.get(version.run_id or "")
-            match = next((v for v in have if v.source == source and v.run_id == run_id), None)
+            match = find_copy(have, source, run_id, version.version, claimed)
             if match is None:
                 try:
                     match = create_numbered(
