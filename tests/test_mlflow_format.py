@@ -218,3 +218,22 @@ def test_mlflow_model_server_serves_an_nbtrack_model(tmp_path):
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
     np.testing.assert_allclose(answer["predictions"], model.predict(X.head(3)))
+
+
+def test_mlflow_flavor_loaders_read_nbtrack_flavors(tmp_path):
+    """The sklearn and xgboost flavor entries use MLflow's keys, so MLflow's own loaders work.
+
+    (These loaders are MLflow's code: the manifest is checked by the pyfunc path only.)
+    """
+    import xgboost
+
+    linear = LinearRegression().fit(X, Y)
+    nbtrack.sklearn.save_model(linear, tmp_path / "pickle")
+    nbtrack.sklearn.save_model(linear, tmp_path / "skops", serialization_format="skops")
+    boosted = xgboost.XGBRegressor(n_estimators=3).fit(X, Y)
+    nbtrack.xgboost.save_model(boosted, tmp_path / "xgb")
+    for name in ("pickle", "skops"):
+        loaded = mlflow.sklearn.load_model(str(tmp_path / name))
+        np.testing.assert_allclose(loaded.predict(X), linear.predict(X))
+    np.testing.assert_allclose(mlflow.xgboost.load_model(str(tmp_path / "xgb")).predict(X),
+                               boosted.predict(X))
