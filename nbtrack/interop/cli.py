@@ -30,8 +30,9 @@ def add_parsers(sub) -> None:
         "MLflow store, which is created if needed. Each run is tagged nbtrack.sourceRunId, "
         "so running it again copies only what is new. Needs MLflow (pip install mlflow).")
     exporting.add_argument("dest", metavar="DEST",
-                           help="sqlite:///mlflow.db, a folder (written as mlruns/), or a "
-                                "database URI")
+                           help="sqlite:///mlflow.db (MLflow 3's recommended store), a "
+                                "folder (a mlruns/ store, which MLflow 3 opens only with "
+                                "MLFLOW_ALLOW_FILE_STORE=true), or a database URI")
     exporting.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_tracking_uri(exporting)
     exporting.set_defaults(func=export_command, read_only=True)

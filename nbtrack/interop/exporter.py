@@ -36,6 +36,10 @@ def export_mlflow(dest: str, client=None, show_progress: bool = True) -> Summary
     mlflow_client = client_for(uri)
     client = client or Client()
     summary = Summary("Exported to", uri)
+    if uri.startswith("file:"):
+        summary.note("MLflow 3 opens a folder store only with MLFLOW_ALLOW_FILE_STORE=true "
+                     "(e.g. MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri "
+                     f"{uri}); sqlite:///path/mlflow.db is the form it recommends.")
     exporter = _Exporter(mlflow_client, client, summary)
     experiments = client.search_experiments(view_type=ViewType.ALL)
     runs = {e.experiment_id: pages(client.search_runs, experiment_ids=[e.experiment_id],
@@ -127,6 +131,8 @@ class _Exporter:
         self.summary.copy("params", len(params))
         self.summary.already("params", len(run.data.params) - len(params))
         changed = [RunTag(k, v) for k, v in tags.items() if current_tags.get(k) != v]
+        self.summary.copy("tags", len(changed))
+        self.summary.already("tags", len(tags) - len(changed))
         for start in range(0, len(changed), TAGS_PER_BATCH):
             self.mlflow.log_batch(mlflow_id, tags=changed[start:start + TAGS_PER_BATCH])
         self.metrics(run, mlflow_id, existing is None)
