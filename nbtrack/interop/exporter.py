@@ -143,17 +143,19 @@ class _Exporter:
     def metrics(self, run, mlflow_id: str, created: bool) -> None:
         from mlflow.entities import Metric
 
+        new: list = []  # every key's new points, sent in full batches
         for key in run.data.metrics:
             history = self.client.get_metric_history(run.info.run_id, key)
             have = set() if created else {
                 (m.step, m.timestamp, repr(float(m.value)))
                 for m in self.mlflow.get_metric_history(mlflow_id, key)}
-            new = [Metric(key, m.value, m.timestamp, m.step) for m in history
-                   if (m.step, m.timestamp, repr(float(m.value))) not in have]
-            for start in range(0, len(new), METRICS_PER_BATCH):
-                self.mlflow.log_batch(mlflow_id, metrics=new[start:start + METRICS_PER_BATCH])
-            self.summary.copy("metric values", len(new))
-            self.summary.already("metric values", len(history) - len(new))
+            fresh = [Metric(key, m.value, m.timestamp, m.step) for m in history
+                     if (m.step, m.timestamp, repr(float(m.value))) not in have]
+            new.extend(fresh)
+            self.summary.copy("metric values", len(fresh))
+            self.summary.already("metric values", len(history) - len(fresh))
+        for start in range(0, len(new), METRICS_PER_BATCH):
+            self.mlflow.log_batch(mlflow_id, metrics=new[start:start + METRICS_PER_BATCH])
 
     def inputs(self, run, mlflow_id: str, existing) -> None:
         from mlflow.entities import Dataset, DatasetInput, InputTag
