@@ -1,7 +1,9 @@
 // The `_esm` of the large dashboards: a small module (1.5 KB) that fetches the front end (the
 // bundle named by the `_nbtrack_frontend` trait, e.g. "compare.js@3f2a…") from the kernel over
 // the widget's own message channel, once per page, instead of storing it in every widget's
-// saved state. It works wherever widgets talk to a kernel (JupyterLab, Notebook 7, VS Code,
+// saved state. While the cell that made the widget runs, the bundle also comes in the widget's
+// state (`_nbtrack_bundle`, emptied when the cell ends), so a first dashboard need not wait
+// for the kernel to be idle. It works wherever widgets talk to a kernel (JupyterLab, Notebook 7, VS Code,
 // Voilà) and imports the bundle the way anywidget imports `_esm`: from a blob URL.
 
 const KIND = "nbtrack-frontend";
@@ -42,13 +44,21 @@ export function frontEnd(model, load = importBytes) {
   const id = model.get("_nbtrack_frontend");
   const shared = entry(id);
   if (shared.received) return shared.promise;
-  const onMessage = (message, buffers) => {
-    if (message?.kind !== KIND || message.id !== id || shared.received) return;
+  const accept = (bytes) => {
     shared.received = true;
-    load(buffers[0]).then(shared.resolve, (error) => {
+    load(bytes).then(shared.resolve, (error) => {
       cache.delete(id); // a later widget may ask again
       shared.reject(error);
     });
+  };
+  // While the cell that made the widget runs, the bundle comes with the widget's state
+  const pushed = model.get("_nbtrack_bundle");
+  if (pushed?.byteLength) {
+    accept(pushed);
+    return shared.promise;
+  }
+  const onMessage = (message, buffers) => {
+    if (message?.kind === KIND && message.id === id && !shared.received) accept(buffers[0]);
   };
   model.on("msg:custom", onMessage);
   // One widget asks; the others wait for its answer. Should none come (that widget's kernel is

@@ -4,11 +4,11 @@ import { frontEnd } from "../src/loader.js";
 const KEY = Symbol.for("nbtrack.frontends");
 
 /** A widget model whose kernel answers (or not) the loader's request with the bundle's bytes. */
-function fakeModel(id, { answers = true } = {}) {
+function fakeModel(id, { answers = true, pushed = undefined } = {}) {
   const handlers = new Set();
   const model = {
     sent: [],
-    get: (name) => (name === "_nbtrack_frontend" ? id : undefined),
+    get: (name) => ({ _nbtrack_frontend: id, _nbtrack_bundle: pushed })[name],
     on: (event, handler) => event === "msg:custom" && handlers.add(handler),
     off: (event, handler) => handlers.delete(handler),
     send(message) {
@@ -76,5 +76,15 @@ describe("loader", () => {
     const retry = fakeModel("compare.js@ddd");
     expect((await frontEnd(retry, load)).default.text).toBe("bundle compare.js@ddd");
     expect(retry.sent).toHaveLength(1);
+  });
+
+  it("takes the bundle from the widget's state while its cell runs, asking nothing", async () => {
+    const bytes = new TextEncoder().encode("bundle in the state");
+    const model = fakeModel("compare.js@eee", { pushed: new DataView(bytes.buffer) });
+    expect((await frontEnd(model, load)).default.text).toBe("bundle in the state");
+    expect(model.sent).toEqual([]);
+    const emptied = fakeModel("compare.js@fff", { pushed: new DataView(new ArrayBuffer(0)) });
+    expect((await frontEnd(emptied, load)).default.text).toBe("bundle compare.js@fff");
+    expect(emptied.sent).toHaveLength(1); // the cell had ended: asked of the kernel
   });
 });

@@ -8,6 +8,11 @@ imports ``_esm``) and keeps it for every later widget of the page. The bundle's 
 content (``compare.js@<sha256 prefix>``), so a page that already holds it asks nothing, and a
 kernel with another nbtrack version gets its own.
 
+A kernel answers only between cells, so a first dashboard would wait for its cell to end before
+even fetching its front end. So while the cell that makes the widget runs, the bundle also rides
+in the widget's state (``_nbtrack_bundle``, a binary buffer): the page parses it while the
+kernel still computes the rows. The cell's end empties it, before a notebook keeps the state.
+
 Why the kernel, and not the Jupyter server's static files? The kernel is there wherever widgets
 work (JupyterLab, Notebook 7, VS Code, Voilà), while a server route or labextension exists in
 only some of them. The cost: a saved notebook opened without running it shows the widget's text
@@ -54,10 +59,26 @@ class FetchedFrontEnd(anywidget.AnyWidget):
     frontend_module = ""
     _esm = LOADER
     _nbtrack_frontend = traitlets.Unicode("").tag(sync=True)
+    #: the bundle itself, only while the cell that made the widget runs (see ``__init__``)
+    _nbtrack_bundle = traitlets.Bytes(b"").tag(sync=True)
 
     def __init__(self, **kwargs) -> None:
+        # While the cell runs, the kernel cannot answer the page's request; so the bundle rides
+        # along with the widget's opening (the page parses it while the kernel still computes)
+        # and is dropped when the cell ends, before any notebook keeps the widget's state.
+        shell = _shell()
+        if shell is not None:
+            kwargs.setdefault("_nbtrack_bundle", bundle(self.frontend_module).data)
         super().__init__(**kwargs)
         self.on_msg(self._send_frontend)
+        if shell is not None:
+            shell.events.register("post_run_cell", self._drop_bundle)
+
+    def _drop_bundle(self, *_result) -> None:
+        self._nbtrack_bundle = b""
+        shell = _shell()
+        if shell is not None:
+            shell.events.unregister("post_run_cell", self._drop_bundle)
 
     @traitlets.default("_nbtrack_frontend")
     def _default_frontend(self) -> str:
@@ -67,3 +88,12 @@ class FetchedFrontEnd(anywidget.AnyWidget):
         if isinstance(content, dict) and content.get("kind") == KIND:
             found = bundle(self.frontend_module)
             self.send({"kind": KIND, "id": found.id}, buffers=[found.data])
+
+
+def _shell():
+    """The running IPython shell, or None (no cell ends, so no bundle rides along)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
