@@ -17,14 +17,22 @@ from sklearn.linear_model import LinearRegression
 
 import nbtrack
 import nbtrack.pyfunc
+import nbtrack.xgboost
 from nbtrack.exceptions import NbtrackError
 from nbtrack.interop import export_mlflow, import_mlflow
 
 pytest.importorskip("mlflow")
+import mlflow.pyfunc
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 
 X = pd.DataFrame({"a": np.arange(12.0), "b": np.arange(12.0) % 5})
+
+
+class Tripler(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input["a"] * 3
+
 Y = X["a"] * 3 - X["b"]
 T0 = 1_700_000_000_000
 
@@ -437,3 +445,33 @@ def test_version_numbers_survive_deleted_versions_both_ways(new_db):
     assert int(back.get_model_version_by_alias("gappy", "best").version) == 4
     assert sum(export_mlflow(dest, show_progress=False).copied.values()) == 0
     assert int(back.get_model_version_by_alias("gappy", "best").version) == 4
+
+
+def test_xgboost_and_custom_models_mlflow_logged_load_in_nbtrack_after_import(new_db):
+    import mlflow.xgboost
+    import xgboost
+
+    uri = new_db("flavors.db")
+    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(X, label=Y), num_boost_round=3)
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.set_experiment("flavors")
+        with mlflow.start_run() as run:
+            mlflow.xgboost.log_model(booster, name="booster", pip_requirements=["xgboost"],
+                                     input_example=X.head(2))
+            logged = mlflow.pyfunc.log_model(name="tripler", python_model=Tripler(),
+                                             pip_requirements=["mlflow"])
+    finally:
+        mlflow.set_tracking_uri(None)
+    # straight from MLflow's folder, and from the run after the import
+    direct = nbtrack.pyfunc.load_model(
+        MlflowClient(tracking_uri=uri).get_logged_model(logged.model_id).artifact_location)
+    np.testing.assert_allclose(np.asarray(direct.predict(X)), X["a"] * 3)
+    import_mlflow(uri, show_progress=False)
+    run_id = run.info.run_id
+    np.testing.assert_allclose(nbtrack.xgboost.load_model(f"runs:/{run_id}/booster")
+                               .predict(xgboost.DMatrix(X)), booster.predict(xgboost.DMatrix(X)))
+    np.testing.assert_allclose(nbtrack.pyfunc.load_model(f"runs:/{run_id}/booster").predict(X),
+                               booster.predict(xgboost.DMatrix(X)), rtol=1e-6)
+    tripled = nbtrack.pyfunc.load_model(f"runs:/{run_id}/tripler")
+    np.testing.assert_allclose(np.asarray(tripled.predict(X)), X["a"] * 3)
