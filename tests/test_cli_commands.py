@@ -94,21 +94,22 @@ def test_runs_table_fits_the_terminal_and_wide_shows_all(store_dir, capsys, monk
     assert "metrics.rmse_1" in out and "0.3333" in out  # numbers with 4 significant digits
 
 
-def test_child_runs_are_counted_or_nested_with_all(store_dir, capsys):
+def test_child_runs_are_nested_or_counted_with_top_level(store_dir, capsys):
     _runs(n=1, children=2)
     assert main(["runs"]) == 0
-    out = capsys.readouterr().out
-    assert "run0 (+2 child runs)" in out and "child0" not in out
-    assert main(["runs", "--all"]) == 0
     lines = capsys.readouterr().out.splitlines()
     names = [line.split("  ")[1] for line in lines[1:]]
     assert names[0] == "run0"  # children follow their parent, in the search's order
     assert sorted(names[1:]) == ["└ child0.0", "└ child0.1"]
+    assert main(["runs", "--top-level"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert "child runs" in header and "child0" not in row
+    assert row.split()[1] == "run0" and " 2 " in row
 
 
 def test_a_child_whose_parent_is_filtered_out_is_still_shown(store_dir, capsys):
     _runs(n=1, children=2)
-    assert main(["runs", "-f", "metrics.rmse < 1.5"]) == 0
+    assert main(["runs", "--top-level", "-f", "metrics.rmse < 1.5"]) == 0
     out = capsys.readouterr().out
     assert "child0.0" in out and "run0" not in out
 
@@ -306,3 +307,16 @@ def test_du_max(store_dir, capsys):
     _runs(n=3)
     assert main(["du", "--max", "1", "--no-progress"]) == 0
     assert "Largest runs (2 more: --max)" in capsys.readouterr().out
+
+
+def test_the_keys_a_filter_or_order_names_come_first(store_dir, capsys, monkeypatch):
+    nbtrack.set_experiment("cli")
+    for i in range(2):
+        with nbtrack.start_run(run_name=f"r{i}"):
+            nbtrack.log_metrics({f"aaa_{k}": k for k in range(6)} | {"zz_rmse": 5.0 - i})
+            nbtrack.log_param("zz_model", "ridge")
+    nbtrack.flush()
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["runs", "-f", "params.zz_model = 'ridge'", "-o", "metrics.zz_rmse"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header[5:7] == ["params.zz_model", "metrics.zz_rmse"]

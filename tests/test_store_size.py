@@ -1,4 +1,4 @@
-"""A small store stays small on disk: new store files use 32 KB blocks, not DuckDB's 256 KB."""
+"""A small store stays small on disk: new store files use 16 KB blocks, not DuckDB's 256 KB."""
 
 import os
 import subprocess

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from nbtrack.cli.common import CliError, add_tracking_uri, terminal_width
@@ -23,8 +24,9 @@ def add_parsers(sub) -> None:
                           "time with its unit; in a filter, attributes.duration is in ms.")
     add_search_options(runs)
     runs.add_argument("--max", type=int, default=50, help="most runs to show (default 50)")
-    runs.add_argument("--all", action="store_true",
-                      help="show child runs, nested under their parent (default: counted)")
+    runs.add_argument("--top-level", action="store_true",
+                      help="only runs without a parent, with a count of their child runs "
+                      "(default: child runs nested under their parent)")
     runs.add_argument("--wide", action="store_true",
                       help="every column, values uncut (default: fit the terminal)")
     runs.add_argument("--deleted", action="store_true", help="list deleted runs instead")
@@ -107,12 +109,28 @@ def runs_command(args) -> int:
     if frame.empty:
         print("No runs found.")
         return 0
-    table = runs_table(frame, max_columns=10_000, all_runs=args.all or args.deleted)
+    table = runs_table(frame, max_columns=10_000, all_runs=not args.top_level)
+    table = table[first_columns(table.columns, [args.filter, *(args.order_by or [])])]
     width = terminal_width()
     if width < 100 and not args.wide:  # the year goes, to leave room for a metric or two
         table["start_time"] = table["start_time"].str[5:]
     print(render(table, width, wide=args.wide))
     return 0
+
+
+def first_columns(columns, texts: list[str]) -> list[str]:
+    """``columns`` with the keys that ``texts`` (a filter, orders) name first after the run's.
+
+    A narrow table so still shows what its runs were chosen and sorted by.
+    """
+    named = []
+    for text in texts:
+        for match in re.finditer(r"\b(metrics|params)\.(`[^`]+`|[\w.\-:/]+)", text or ""):
+            named.append(f"{match.group(1)}.{match.group(2).strip('`')}")
+    columns = list(columns)
+    wanted = [c for c in dict.fromkeys(named) if c in columns]
+    base = [c for c in columns if not c.startswith(("metrics.", "params."))]
+    return base + wanted + [c for c in columns if c not in base and c not in wanted]
 
 
 def resolve_run_ids(run_ids: list[str]) -> list[str]:

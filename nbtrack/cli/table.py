@@ -57,8 +57,8 @@ def runs_table(frame, max_columns: int = 12, all_runs: bool = True):
     """A compact, readable view of a ``search_runs`` DataFrame (a DataFrame of strings).
 
     Child runs follow their parent, indented with ``└``; with ``all_runs=False`` they are left
-    out and their parent's name says how many there are. A child whose parent is not in
-    ``frame`` stays at the top level. ``duration`` is wall-clock time with its unit.
+    out and a ``child runs`` column counts them. A child whose parent is not in ``frame`` stays
+    at the top level. ``duration`` is wall-clock time with its unit.
     """
     import pandas as pd
 
@@ -72,8 +72,6 @@ def runs_table(frame, max_columns: int = 12, all_runs: bool = True):
         name = str(record["run_name"] or "")
         if depth:
             name = "  " * (depth - 1) + "└ " + name
-        if hidden:
-            name += f" (+{hidden} child run{'s' if hidden > 1 else ''})"
         start = record["start_time"]
         row = {
             "run_id": str(record["run_id"])[:8],
@@ -83,10 +81,13 @@ def runs_table(frame, max_columns: int = 12, all_runs: bool = True):
             "duration": duration_text(None if pd.isna(seconds.iloc[position])
                                       else float(seconds.iloc[position])),
         }
+        if not all_runs:
+            row["child runs"] = str(hidden or "")
         for column in extra:
             row[column] = _cell(record[column])
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*BASE_COLUMNS, *extra])
+    counts = [] if all_runs else ["child runs"]
+    return pd.DataFrame(rows, columns=[*BASE_COLUMNS, *counts, *extra])
 
 
 def _cell(value) -> str:

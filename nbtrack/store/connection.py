@@ -170,11 +170,13 @@ def float_env(name: str, default: float) -> float:
 
 
 #: The block size of new store files. DuckDB's default, 256 KB, is the smallest unit a table,
-#: an index or the metadata takes at a checkpoint: the ~20 tables and ~10 indexes of an nbtrack
-#: store made a store of 11 small runs 5-6 MB. With 32 KB blocks it is about 1.4 MB, and stores
-#: of 300 runs x 1,000 points are half the size, writes and searches as fast (measured). Older
-#: stores keep the block size they were made with.
-BLOCK_SIZE = 32 * 1024
+#: an index or the metadata takes at a checkpoint, and a checkpoint writes changed tables to new
+#: blocks before it frees the old ones (which the file keeps for reuse): the ~20 tables and ~10
+#: indexes of an nbtrack store made a store of 11 small runs 5-6 MB, the quickstart notebook's
+#: 11 runs 6 MB. With 16 KB blocks (DuckDB's smallest) they take about 1.1 and 1.7 MB; stores
+#: of 300 runs x 1,000 points are smaller too, and writes and searches as fast (measured on
+#: this 2-core machine). Older stores keep the block size they were made with.
+BLOCK_SIZE = 16 * 1024
 
 
 def create_file(db_path: Path) -> None:
