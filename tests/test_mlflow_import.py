@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pg_server import postgres_server  # noqa: F401  (a pytest fixture)
 from sklearn.linear_model import LinearRegression
 
 import nbtrack
@@ -245,6 +246,8 @@ def test_round_trip_mlflow_nbtrack_mlflow_keeps_every_value(sqlite_source, new_d
     # and importing the exported store maps its runs back to nbtrack's ids
     back_in = import_mlflow(dest, show_progress=False)
     assert back_in.copied["runs"] == 0 and back_in.present["runs"] == 5, back_in
+    assert sum(back_in.copied.values()) == 0, back_in
+    assert nbtrack.Client().get_run(ids["child"]).data.tags["mlflow.parentRunId"] == ids["parent"]
 
 
 @pytest.mark.slow
@@ -317,49 +320,11 @@ def test_a_tracking_servers_artifacts_are_read_from_its_artifact_root(tmp_path, 
 
 
 @pytest.fixture
-def postgres_uri():
-    """A PostgreSQL server of its own (initdb, pg_ctl) for the test, as an MLflow store URI."""
-    import os
-    import pwd
-    import subprocess
-    import tempfile
-
+def postgres_uri(postgres_server):  # noqa: F811
+    """A database of its own on the session's PostgreSQL server, as an MLflow store URI."""
     pytest.importorskip("psycopg2")
-    bin_dir = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-                    if (p / "initdb").is_file()), None) if Path("/usr/lib/postgresql").is_dir() \
-        else None
-    if bin_dir is None and shutil.which("initdb"):
-        bin_dir = Path(shutil.which("initdb")).parent
-    if bin_dir is None:
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
-    run_as: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="nbtrack-pg-"))
-    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root without a postgres user for the server")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    port = 54000 + os.getpid() % 1000
-    subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(root / "data"), "-A", "trust",
-                    "-U", "mlflow"], check=True, capture_output=True)
-    subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-w", "-l",
-                    str(root / "log"), "-o", f"-p {port} -k {root} -c listen_addresses=''",
-                    "start"], check=True, capture_output=True)
-    try:
-        import psycopg2
-
-        connection = psycopg2.connect(host=str(root), port=port, user="mlflow",
-                                      dbname="postgres")
-        connection.autocommit = True
-        connection.cursor().execute("CREATE DATABASE mlflow")
-        connection.close()
-        yield f"postgresql+psycopg2://mlflow@/mlflow?host={root}&port={port}"
-    finally:
-        subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m",
-                        "fast", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    database = postgres_server.create_database("mlflow")
+    return postgres_server.url(database).replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 @pytest.mark.slow

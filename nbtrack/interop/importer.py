@@ -138,7 +138,10 @@ class _Importer:
     # runs ----------------------------------------------------------------------------------
     def run(self, run, experiment_id: str, models: list) -> None:
         info, tags = run.info, dict(run.data.tags)
-        run_id = tags.get(EXPORTED_FROM) or info.run_id
+        run_id = tags.pop(EXPORTED_FROM, None) or info.run_id
+        if "mlflow.parentRunId" in tags:  # parents come first (by start time): map theirs
+            tags["mlflow.parentRunId"] = self.run_ids.get(tags["mlflow.parentRunId"],
+                                                          tags["mlflow.parentRunId"])
         known_new = run_id not in self.existing_runs
         created = self.client.import_run(
             run_id, experiment_id, info.run_name or run_id[:8], info.start_time or 0,
@@ -157,8 +160,10 @@ class _Importer:
                 for model in models:
                     self.model_sources[model.model_id] = f"runs:/{run_id}/{model.name}"
                 return
-        self.summary.copy("runs") if created else self.summary.already("runs")
-        tags.pop(EXPORTED_FROM, None)
+        if created:
+            self.summary.copy("runs")
+        else:
+            self.summary.already("runs")
         self.values(run_id, run, tags, created)
         self.inputs(run_id, run, created)
         self.artifacts(run_id, info, created)
