@@ -440,3 +440,14 @@ def test_xgboost_and_custom_models_mlflow_logged_load_in_nbtrack_after_import(ne
                                booster.predict(xgboost.DMatrix(X)), rtol=1e-6)
     tripled = nbtrack.pyfunc.load_model(f"runs:/{run_id}/tripler")
     np.testing.assert_allclose(np.asarray(tripled.predict(X)), X["a"] * 3)
+
+
+def test_an_active_mlflow_experiment_is_not_deleted_by_an_export(new_db):
+    dest = new_db("keep.db")
+    MlflowClient(tracking_uri=dest).create_experiment("shared")
+    client = nbtrack.Client()
+    client.delete_experiment(client.create_experiment("shared"))
+    summary = export_mlflow(dest, show_progress=False)
+    assert MlflowClient(tracking_uri=dest).get_experiment_by_name(
+        "shared").lifecycle_stage == "active"
+    assert any("'shared' is deleted in nbtrack" in note for note in summary.notes)

@@ -91,7 +91,12 @@ class _Exporter:
             self.run(run, experiment_id, exported.get(run.info.run_id))
             if bar is not None:
                 bar.update(1)
-        if experiment.lifecycle_stage == LifecycleStage.DELETED:
+        was_active = found is not None and found.lifecycle_stage != LifecycleStage.DELETED
+        if experiment.lifecycle_stage == LifecycleStage.DELETED and was_active:
+            self.summary.note(f"Experiment {experiment.name!r} is deleted in nbtrack but was "
+                              "active in MLflow before the export; it stays active.")
+        elif experiment.lifecycle_stage == LifecycleStage.DELETED or (
+                found is not None and not was_active):
             self.mlflow.delete_experiment(experiment_id)
 
     def run(self, run, experiment_id: str, existing) -> None:
