@@ -320,3 +320,16 @@ def test_the_keys_a_filter_or_order_names_come_first(store_dir, capsys, monkeypa
     assert main(["runs", "-f", "params.zz_model = 'ridge'", "-o", "metrics.zz_rmse"]) == 0
     header = capsys.readouterr().out.splitlines()[0].split()
     assert header[5:7] == ["params.zz_model", "metrics.zz_rmse"]
+
+
+def test_models_promote_keep_existing(store_dir, client, capsys):
+    _registered(client)
+    assert main(["models", "promote", "taxi", "1", "--to", "Production"]) == 0
+    assert main(["models", "promote", "taxi", "2", "--to", "Production", "--keep-existing",
+                 "--comment", "both for a while"]) == 0
+    assert client.get_model_version("taxi", 1).current_stage == "Production"
+    assert client.get_model_version("taxi", 2).current_stage == "Production"
+    events = client.get_registry_events("taxi")
+    assert "both for a while" in set(events["comment"])
+    assert main(["models", "promote", "taxi", "1", "--to", "Staging"]) == 0
+    assert client.get_model_version("taxi", 2).current_stage == "Production"
