@@ -44,3 +44,118 @@ def test_ducklake_attaches_on_a_postgresql_catalog(postgres_server, tmp_path):  
     tables = postgres_server.psql("SELECT count(*) FROM information_schema.tables "
                                   "WHERE table_name LIKE 'ducklake_%'", database=database)
     assert int(tables) > 10
+
+
+# the DuckLakeStore (phase 1) ----------------------------------------------------------------
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+
+from nbtrack.entities import RunSource  # noqa: E402
+from nbtrack.exceptions import NbtrackError  # noqa: E402
+from nbtrack.store import ducklake_store, lake_sql  # noqa: E402
+from nbtrack.store.base import NewRun  # noqa: E402
+
+
+def new_run(run_id: str, experiment_id: str) -> NewRun:
+    return NewRun(run_id=run_id, experiment_id=experiment_id, run_name=run_id, user_id="ana",
+                  start_time=1_000, parent_run_id=None, description=None,
+                  source=RunSource(type="NOTEBOOK", name="nb.ipynb"), pid=None)
+
+
+@pytest.fixture
+def lake_uri(postgres_server, tmp_path, monkeypatch):  # noqa: F811
+    """A ``ducklake:`` URI on a new database; the password comes from PGPASSWORD, not the URI."""
+    database = postgres_server.create_database("lake")
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    return (f"ducklake:postgresql://{postgres_server.user}@{postgres_server.host}:"
+            f"{postgres_server.port}/{database}?data={tmp_path}/shared&spool={tmp_path}/local")
+
+
+def test_the_uri_keeps_passwords_out_and_names_its_parts(tmp_path):
+    parts = ducklake_store.parse_uri(
+        f"ducklake:postgresql://ana@db.example:5433/team?data={tmp_path}/d&spool={tmp_path}/s")
+    assert parts["libpq"] == "host=db.example port=5433 dbname=team user=ana"
+    assert parts["data"] == f"{tmp_path}/d" and parts["local"] == f"{tmp_path}/s"
+    with pytest.raises(NbtrackError, match="pgpass"):
+        ducklake_store.parse_uri("ducklake:postgresql://ana:secret@h/team?data=/x")
+    with pytest.raises(NbtrackError, match="data="):
+        ducklake_store.parse_uri("ducklake:postgresql://ana@h/team")
+    with pytest.raises(NbtrackError, match="not ready yet"):
+        ducklake_store.parse_uri("ducklake:postgresql://ana@h/team?data=s3://b/p")
+
+
+def test_the_schema_declares_the_keys_the_translation_needs():
+    assert lake_sql.KEYS["latest_metrics"] == ("run_id", "key")
+    assert lake_sql.KEYS["spool_offsets"] == ("segment",)
+    assert "PRIMARY KEY" not in lake_sql.lake_ddl("\n".join(lake_sql.schema.MIGRATIONS))
+
+
+@pytest.mark.slow
+def test_tracking_search_and_registry_on_a_ducklake(lake_uri):
+    store = ducklake_store.DuckLakeStore(lake_uri)
+    try:
+        exp = store.create_experiment("team-exp")
+        for i, run_id in enumerate(["r1", "r2"]):
+            store.create_run(new_run(run_id, exp))
+            store.add_params(run_id, [("lr", str(0.1 * (i + 1)))])
+            store.set_tags(run_id, [("team", "ml")])
+            for step in range(3):
+                store.add_metric(run_id, "loss", 1.0 - step * 0.1 - i, step, 1_000 + step)
+            store.update_run(run_id, status="FINISHED", end_time=2_000)
+        run = store.get_run("r1")
+        assert run.data.params == {"lr": "0.1"} and run.data.tags["team"] == "ml"
+        assert run.data.metrics["loss"] == pytest.approx(0.8)
+        assert run.info.status == "FINISHED"
+        assert [m.value for m in store.get_metric_history("r1", "loss")] == \
+            pytest.approx([1.0, 0.9, 0.8])
+        runs, _ = store.search_runs([exp], "metrics.loss < 0.5 and params.lr = '0.2'", 1, 10,
+                                    ["metrics.loss"], None)
+        assert [r.info.run_id for r in runs] == ["r2"]
+        # an index column for a key logged after the run's row was written
+        store.add_metric("r1", "acc", 0.5, 0, 3_000)
+        runs, _ = store.search_runs([exp], "metrics.acc > 0.1", 1, 10, None, None)
+        assert [r.info.run_id for r in runs] == ["r1"]
+        # the registry: numbered versions, stages, aliases
+        assert store.create_model_version("m", "runs:/r1/model", "r1").version == 1
+        assert store.create_model_version("m", "runs:/r2/model", "r2").version == 2
+        store.transition_model_version_stage("m", 2, "Production")
+        store.set_registered_model_alias("m", "champion", 1)
+        assert store.get_model_version_by_alias("m", "champion").run_id == "r1"
+        assert [v.version for v in store.get_latest_versions("m", ["Production"])] == [2]
+        # every merge and registry change is a DuckLake snapshot
+        with store._connection.use() as conn:
+            (count,) = conn.execute("SELECT count(*) FROM lake.snapshots()").fetchone()
+        assert count > 5
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_values_logged_in_another_process_arrive_through_its_spool(lake_uri, tmp_path):
+    first = ducklake_store.DuckLakeStore(lake_uri)
+    exp = first.create_experiment("shared")
+    other_spool = tmp_path / "other-machine"
+    uri = lake_uri.replace(f"spool={tmp_path}/local", f"spool={other_spool}")
+    script = textwrap.dedent(f"""
+        from nbtrack.entities import RunSource
+        from nbtrack.store.base import NewRun
+        from nbtrack.store.ducklake_store import DuckLakeStore
+        store = DuckLakeStore({uri!r})
+        store.create_run(NewRun(run_id="far", experiment_id={exp!r}, run_name="far",
+                                user_id="bo", start_time=1, parent_run_id=None,
+                                description=None, source=RunSource(type="LOCAL", name="x"),
+                                pid=None))
+        for step in range(100):
+            store.add_metric("far", "loss", 1 / (step + 1), step, 10 + step)
+        store.add_params("far", [("depth", "3")])
+        store.close()
+    """)
+    try:
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+        run = first.get_run("far")
+        assert run.data.params == {"depth": "3"}
+        assert len(first.get_metric_history("far", "loss")) == 100
+        assert run.data.metrics["loss"] == pytest.approx(0.01)
+    finally:
+        first.close()
