@@ -263,3 +263,24 @@ def test_a_failing_tracked_cell_shows_its_own_line(tmp_path, kernel_name):
     assert "----> 5 check(x)" in text
     assert "----> 4     raise ValueError(f'bad {v}')" in text
     assert "track.py" not in text and "cell_runner.py" not in text  # the magic's frames hidden
+
+
+def test_a_magic_error_in_a_kernel_is_one_message_and_stops_the_notebook(tmp_path, kernel_name):
+    import pytest
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in (
+        f"%load_ext nbtrack\n%track_config --tracking-uri {tmp_path / 'store'}",
+        '%track_runs -f "metrics.rmse <"',
+        "print('never')",
+    )])
+    client = NotebookClient(nb, timeout=180, kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError) as failed:
+        client.execute()
+    assert failed.value.ename == "MagicError"
+    (shown,) = nb.cells[1]["outputs"]
+    assert shown["name"] == "stderr"
+    assert shown["text"].startswith("UsageError: %track_runs: Expected a number")
+    assert "Traceback" not in shown["text"]
+    assert nb.cells[2]["outputs"] == []
