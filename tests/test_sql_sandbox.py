@@ -170,3 +170,29 @@ def test_filters_bind_values_so_they_cannot_reach_files(outside):
         assert "hunter2" not in str(exc)
     else:
         assert len(frame) == 0
+
+
+def test_lock_down_keeps_a_backends_data_folder_and_refuses_the_rest(tmp_path, outside):
+    """What a backend that attaches its catalog itself (DuckLake) calls once attached."""
+    import duckdb
+
+    from nbtrack.store import sandbox
+
+    data = tmp_path / "lake data"
+    data.mkdir()
+    conn = duckdb.connect()
+    conn.execute(f"ATTACH '{tmp_path / 'catalog.duckdb'}' AS lake")
+    conn.execute("USE lake")
+    sandbox.lock_down(conn, [str(data)])
+    conn.execute("CREATE TABLE t AS SELECT 1 AS x")
+    conn.execute(f"COPY t TO '{data / 'part.parquet'}'")
+    assert conn.execute(f"SELECT x FROM read_parquet('{data / 'part.parquet'}')").fetchall() == [
+        (1,)]
+    for query in (f"SELECT * FROM read_text('{outside}/secret.txt')",
+                  f"SELECT * FROM read_text('{data}/../outside/secret.txt')",
+                  "SELECT * FROM read_blob('/etc/passwd')"):
+        with pytest.raises(duckdb.PermissionException):
+            conn.execute(query)
+    with pytest.raises(duckdb.InvalidInputException):
+        conn.execute("SET allowed_directories = ['/']")
+    conn.close()

@@ -45,3 +45,14 @@ def refusal(what: str, exc: BaseException) -> str:
     """The message for a query the sandbox refused: ``what`` (``nbtrack.sql``) and DuckDB's line."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{what} refused this query: {REFUSED} ({detail})."
+
+
+def lock_down(conn, directories: list[str]) -> None:
+    """Turn external access off on an open connection, but for ``directories``.
+
+    For a backend that must load extensions and attach its catalog first (DuckLake): call it
+    once those are done. DuckDB then refuses every other file, and refuses to change this.
+    """
+    listed = ", ".join("'" + d.rstrip("/").replace("'", "''") + "/'" for d in directories)
+    conn.execute(f"SET allowed_directories = [{listed}]")
+    conn.execute("SET enable_external_access = false")
