@@ -333,3 +333,10 @@ def test_models_promote_keep_existing(store_dir, client, capsys):
     assert "both for a while" in set(events["comment"])
     assert main(["models", "promote", "taxi", "1", "--to", "Staging"]) == 0
     assert client.get_model_version("taxi", 2).current_stage == "Production"
+
+
+def test_other_unsupported_uris_say_why_in_one_line(capsys):
+    assert main(["--tracking-uri", "s3://bucket/store", "runs"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "Unsupported tracking URI 's3://bucket/store'" in err

@@ -36,21 +36,29 @@ def where_from(args) -> tuple[str | None, str]:
     return None, "the default: .nbtrack/ in the working directory"
 
 
-def unsupported_uri(uri: str, commands: set[str]) -> str:
-    """One line for a URI nbtrack cannot open, pointing to the importer when there is one."""
+def unsupported_uri(uri: str, commands: set[str], reason: str) -> str:
+    """One line for a URI nbtrack cannot open: ``reason`` (the store's own words).
+
+    An MLflow URI gets a pointer to ``nbtrack import-mlflow`` instead, when that command exists.
+    """
     scheme = urlparse(uri).scheme
     if scheme in MLFLOW_SCHEMES and "import-mlflow" in commands:
         return (f"{uri!r} is an MLflow tracking URI; nbtrack opens only its own stores (a "
                 f"folder). Copy the runs over with: nbtrack import-mlflow {uri} "
                 "--tracking-uri FOLDER")
-    return (f"{uri!r} is not an nbtrack store: give a folder path (the default is .nbtrack/ in "
-            "the working directory), file:///path or duckdb:///path.")
+    return " ".join(reason.split())
 
 
 def store_exists(location: str) -> bool:
-    """Whether an nbtrack store is at this (resolved) location, without creating one."""
+    """Whether an nbtrack store is at this (resolved) location, without creating one.
+
+    Only a local folder (or ``.duckdb`` file) can be checked so; any other location (a team
+    store's URI) is taken to exist, and opening it says otherwise.
+    """
     from nbtrack.store.duckdb_store import DB_FILE
 
+    if "://" in location or not Path(location).is_absolute():
+        return True
     path = Path(location)
     if path.suffix == ".duckdb":
         return path.is_file()
@@ -70,8 +78,8 @@ def open_store(args, commands: set[str], read_only: bool) -> str:
     uri, how = where_from(args)
     try:
         location = resolve_uri(uri)
-    except NbtrackError:
-        raise CliError(unsupported_uri(str(uri), commands)) from None
+    except NbtrackError as exc:
+        raise CliError(unsupported_uri(str(uri), commands, str(exc))) from None
     if read_only and not store_exists(location):
         raise CliError(
             f"No nbtrack store at {location} ({how}). Point to one with --tracking-uri PATH "
