@@ -47,6 +47,7 @@ def test_ducklake_attaches_on_a_postgresql_catalog(postgres_server, tmp_path):  
 
 
 # the DuckLakeStore (phase 1) ----------------------------------------------------------------
+import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
@@ -159,3 +160,95 @@ def test_values_logged_in_another_process_arrive_through_its_spool(lake_uri, tmp
         assert run.data.metrics["loss"] == pytest.approx(0.01)
     finally:
         first.close()
+
+
+def test_a_ducklake_tracking_uri_says_what_is_not_ready_yet(monkeypatch):
+    import nbtrack
+
+    uri = "ducklake:postgresql://ana@localhost/team?data=/tmp/x"
+    with pytest.raises(NbtrackError, match=r"not ready yet.*Not yet: shared artifacts"):
+        nbtrack.set_tracking_uri(uri)
+    nbtrack.set_tracking_uri(None)
+    monkeypatch.setenv("NBTRACK_TRACKING_URI", uri)
+    with pytest.raises(NbtrackError, match="not ready yet"):
+        nbtrack.Client().search_experiments()
+
+
+def run_in_processes(script: str, argument_lists: list[list[str]]) -> list[str]:
+    """Run ``script`` in one process per argument list, all at once; return their outputs."""
+    children = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *arguments],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for arguments in argument_lists]
+    outputs = []
+    for child in children:
+        out, err = child.communicate(timeout=600)
+        assert child.returncode == 0, err
+        outputs.append(out)
+    return outputs
+
+
+def machine_uri(lake_uri: str, tmp_path, name: str) -> str:
+    """The lake's URI as a machine of its own sees it: its own spool folder."""
+    return lake_uri.replace(f"spool={tmp_path}/local", f"spool={tmp_path}/{name}")
+
+
+@pytest.mark.slow
+def test_version_numbers_stay_unique_and_contiguous_across_machines(lake_uri, tmp_path):
+    script = """
+        import sys
+        from nbtrack.store.ducklake_store import DuckLakeStore
+        store = DuckLakeStore(sys.argv[1])
+        print([store.create_model_version("raced", "src", None).version for _ in range(4)])
+        store.close()
+    """
+    ducklake_store.DuckLakeStore(lake_uri).close()  # the catalog, as `nbtrack team init` will
+    outputs = run_in_processes(script, [[machine_uri(lake_uri, tmp_path, f"m{i}")]
+                                        for i in range(3)])
+    numbers = sorted(n for out in outputs for n in json.loads(out))
+    assert numbers == list(range(1, 13))
+    store = ducklake_store.DuckLakeStore(lake_uri)
+    try:
+        assert len(store.search_registered_models(None, None, None)) == 1  # made once
+        versions = store.search_model_versions("name = 'raced'", None, None)
+        assert sorted(v.version for v in versions) == list(range(1, 13))
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_machines_logging_at_once_lose_nothing(lake_uri, tmp_path):
+    store = ducklake_store.DuckLakeStore(lake_uri)
+    exp = store.create_experiment("busy")
+    script = """
+        import sys
+        from nbtrack.entities import RunSource
+        from nbtrack.store.base import NewRun
+        from nbtrack.store.ducklake_store import DuckLakeStore
+        store, name, exp = DuckLakeStore(sys.argv[1]), sys.argv[2], sys.argv[3]
+        for r in range(2):
+            run_id = f"{name}-{r}"
+            store.create_run(NewRun(run_id=run_id, experiment_id=exp, run_name=run_id,
+                                    user_id=name, start_time=1, parent_run_id=None,
+                                    description=None, source=RunSource(type="LOCAL", name="x"),
+                                    pid=None))
+            store.add_params(run_id, [("machine", name)])
+            for step in range(300):
+                store.add_metric(run_id, "loss", float(step), step, step)
+            store.set_tags(run_id, [("machine", name)])
+            store.update_run(run_id, status="FINISHED", end_time=2)
+        store.close()
+    """
+    try:
+        run_in_processes(script, [[machine_uri(lake_uri, tmp_path, f"m{i}"), f"m{i}", exp]
+                                  for i in range(3)])
+        runs, _ = store.search_runs([exp], "attributes.status = 'FINISHED'", 1, 100, None, None)
+        assert len(runs) == 6
+        for run in runs:
+            machine = run.info.run_id.split("-")[0]
+            assert run.data.params == {"machine": machine}
+            assert run.data.tags["machine"] == machine
+            assert run.data.metrics["loss"] == 299.0
+            assert len(store.get_metric_history(run.info.run_id, "loss")) == 300
+        assert store.sql_rejects_count() == 0
+    finally:
+        store.close()

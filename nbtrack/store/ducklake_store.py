@@ -17,9 +17,12 @@ retried; ``nbtrack.sql`` and time travel. See docs/team-store.md.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import random
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,8 +38,53 @@ from nbtrack.store.locking import StoreLock
 from nbtrack.store.write_path import WritePath
 
 SCHEME = "ducklake:"
+#: what a ``ducklake:`` tracking URI answers until the team store is complete
+NOT_READY = (
+    "The team store (ducklake: tracking URIs) is not ready yet. Working, in "
+    "nbtrack.store.ducklake_store.DuckLakeStore: experiments, runs, params, tags, metrics, "
+    "search, get_run, the registry's versions, stages and aliases, and writes through each "
+    "machine's spool. Not yet: shared artifacts, s3:// data, roles and grants, nbtrack.sql, "
+    "time travel, retries of conflicting registry changes between machines, push. See "
+    "docs/team-store.md; until then, track into a folder (the default .nbtrack/)."
+)
 #: touched after every merge: the write path's "has the store changed since" looks at it
 STAMP_FILE = "merged.stamp"
+
+
+#: how many times a change that conflicts with another machine's is tried
+CONFLICT_TRIES = 30
+#: the store's methods that change the lake in one transaction of their own; each is run again
+#: whole when another machine's commit conflicts with it (nothing of the refused one was applied)
+RETRIED = (
+    "create_experiment", "set_experiment_lifecycle", "rename_experiment", "set_experiment_tag",
+    "create_registered_model", "rename_registered_model", "update_registered_model",
+    "delete_registered_model", "set_registered_model_tag", "create_model_version",
+    "update_model_version", "delete_model_version", "set_model_version_tag",
+    "transition_model_version_stage", "set_registered_model_alias",
+    "delete_registered_model_alias", "record_registry_event", "set_run_lifecycle",
+    "mark_dead_runs",
+)
+
+
+def _back_off(attempt: int) -> None:
+    time.sleep(min(2.0, 0.02 * 1.5 ** attempt) * (0.5 + random.random()))
+
+
+def _retried(name: str):
+    method = getattr(DuckDBStore, name)
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                if not lake_sql.is_conflict(exc) or attempt == CONFLICT_TRIES - 1:
+                    raise
+                _back_off(attempt)
+        raise AssertionError("unreachable")
+
+    return call
 
 
 class TeamStoreURIError(NbtrackError):
@@ -160,10 +208,18 @@ class LakeConnections:
 
     @contextmanager
     def transaction(self) -> Iterator[lake_sql.LakeConnection]:
-        """Yield the connection inside BEGIN … COMMIT (one snapshot), rolling back on error."""
+        """Yield the connection inside BEGIN … COMMIT (one snapshot), rolling back on error.
+
+        Each such transaction (every change but a merge's) first rewrites the lake's one
+        ``changed`` row, so that any two of them running at once on different machines
+        conflict and the second is retried (``retried``): the registry's version numbers and
+        its checks (does this model exist?) see every change committed before them.
+        """
         with self.use() as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
+                conn.execute("UPDATE nbtrack_meta SET value = ? WHERE key = 'changed'",
+                             [str(now_ms())])
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -243,12 +299,29 @@ class DuckLakeStore(DuckDBStore):
                 conn.execute("INSERT INTO experiments VALUES ('0', 'Default', ?, 'active', ?, ?)",
                              [ARTIFACTS_DIR, now, now])
                 conn.execute("INSERT INTO nbtrack_meta VALUES ('created_by', 'nbtrack')")
+                conn.execute("INSERT INTO nbtrack_meta VALUES ('changed', '0')")
             conn.execute("INSERT OR REPLACE INTO nbtrack_meta VALUES ('schema_version', ?)",
                          [str(schema.SCHEMA_VERSION)])
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _read(self, fn, *args, **kwargs):
+        """Merge this machine's spool, then read; a merge that conflicts is tried again."""
+        self._check_writes()
+        self._writes.sync()
+        with self._connection.use() as conn:
+            for attempt in range(CONFLICT_TRIES):
+                try:
+                    self._writes.merge(conn)
+                    break
+                except lake_sql.LakeConflictError:
+                    if attempt == CONFLICT_TRIES - 1:
+                        raise
+                    _back_off(attempt)
+            self._check_writes()
+            return fn(conn, self, *args, **kwargs)
 
     def _after_merge(self, conn, report) -> None:
         if report.frames:
@@ -262,7 +335,16 @@ class DuckLakeStore(DuckDBStore):
                 "SELECT max(snapshot_id) FROM lake.snapshots()").fetchone()
         return (len(self._writes.pending), snapshot)
 
+    def sql_rejects_count(self) -> int:
+        """How many writes the lake refused (kept in ``spool_rejects``)."""
+        return self._read(lambda conn, _store: conn.execute(
+            "SELECT count(*) FROM spool_rejects").fetchone()[0])
+
     def rebuild_index(self) -> None:
         """Recreate ``run_index`` from the normalised tables (one snapshot)."""
         with self._connection.transaction() as conn:
             run_index.rebuild(conn)
+
+
+for _name in RETRIED:
+    setattr(DuckLakeStore, _name, _retried(_name))

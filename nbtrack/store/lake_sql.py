@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from nbtrack.exceptions import NbtrackError
+from nbtrack.exceptions import NbtrackError, StoreBusyError
 from nbtrack.store import schema
 
 _TABLE_KEY = re.compile(r"CREATE TABLE (\w+) \((.*?)\n?\);", re.DOTALL)
@@ -29,6 +29,18 @@ _REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s+(.*)$", re.DOTALL | r
 _IGNORE = re.compile(r"^\s*INSERT INTO (\w+)\s+(.*?)\s+ON CONFLICT DO NOTHING\s*$",
                      re.DOTALL | re.IGNORECASE)
 _TEMP = "_nb_lake_rows"
+
+
+class LakeConflictError(StoreBusyError):
+    """Another machine committed a change that conflicts with this transaction's; retry it."""
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether a DuckDB error is DuckLake refusing a commit that conflicts with another."""
+    import duckdb
+
+    return isinstance(exc, LakeConflictError) or (
+        isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower())
 
 
 def _quote(name: str) -> str:
@@ -90,6 +102,9 @@ class LakeConnection:
     def execute(self, sql, parameters=None):
         """Run ``sql``, translating the two forms DuckLake refuses (see the module's docstring)."""
         if isinstance(sql, str):
+            word = sql.strip().upper()
+            if word in ("COMMIT", "ROLLBACK"):
+                return self._end(word)
             replace = _REPLACE.match(sql)
             if replace:
                 return self._replace(replace.group(1), replace.group(2), sql, parameters)
@@ -99,6 +114,22 @@ class LakeConnection:
         if parameters is None:
             return self.inner.execute(sql)
         return self.inner.execute(sql, parameters)
+
+    def _end(self, word: str):
+        """COMMIT, telling a conflict with another machine apart; ROLLBACK, also after one."""
+        import duckdb
+
+        try:
+            return self.inner.execute(word)
+        except duckdb.Error as exc:
+            if word == "ROLLBACK" and "no transaction is active" in str(exc).lower():
+                return None  # a refused COMMIT already ended the transaction
+            if is_conflict(exc):
+                raise LakeConflictError(
+                    "The team store refused this change: another machine committed a "
+                    f"conflicting one first ({str(exc).strip().splitlines()[-1]}). Nothing of "
+                    "it was applied; try again.") from exc
+            raise
 
     def _rows(self, table: str, query: str, parameters) -> dict[str, str]:
         """Compute the rows into ``_TEMP``; return ``{table column: quoted temp column}``.

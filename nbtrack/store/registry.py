@@ -25,6 +25,10 @@ def resolve_uri(uri: str | os.PathLike | None) -> str:
         return str(Path.cwd() / DEFAULT_DIR)
     text = str(uri)
     parsed = urlparse(text)
+    if parsed.scheme == "ducklake":
+        from nbtrack.store.ducklake_store import NOT_READY
+
+        raise NbtrackError(NOT_READY)
     if parsed.scheme in ("file", "duckdb"):
         return str(Path(unquote(parsed.netloc + parsed.path)).expanduser().resolve())
     if parsed.scheme and len(parsed.scheme) > 1:
