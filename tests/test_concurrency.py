@@ -64,7 +64,7 @@ def test_four_processes_create_the_same_new_store(tmp_path):
     _wait(procs)
     nbtrack.set_tracking_uri(store)
     assert len(nbtrack.search_runs(experiment_names=["shared"])) == 4
-    assert [e.name for e in nbtrack.search_experiments()] == ["Default", "shared"]
+    assert [e.name for e in nbtrack.search_experiments()] == ["shared", "Default"]  # newest first
 
 
 def test_values_are_written_at_exit_without_end_run(tmp_path):
