@@ -10,9 +10,13 @@ merge with the segments' offsets. The local store lock still serialises the merg
 machine's processes; machines are serialised by DuckLake's commit, and a merge that conflicts
 with another machine's is rolled back whole and retried by the next merge.
 
-Not ready yet (so ``store.registry`` does not open ``ducklake:`` URIs): artifacts are kept in the
-local folder, not shared; roles and grants; conflicts in registry changes are raised, not
-retried; ``nbtrack.sql`` and time travel. See docs/team-store.md.
+Every other change (registry, experiments, run deletion) is one transaction that first rewrites
+the lake's ``changed`` row, so two of them on different machines conflict, and the second is run
+again whole (``RETRIED``): version numbers stay unique and contiguous across machines.
+
+Not ready yet (so ``store.registry`` does not open ``ducklake:`` URIs; see ``NOT_READY``):
+artifacts are kept in the local folder, not shared; ``s3://`` data; roles and grants;
+``nbtrack.sql`` and time travel; the exit path. See docs/team-store.md.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ NOT_READY = (
     "nbtrack.store.ducklake_store.DuckLakeStore: experiments, runs, params, tags, metrics, "
     "search, get_run, the registry's versions, stages and aliases, and writes through each "
     "machine's spool. Not yet: shared artifacts, s3:// data, roles and grants, nbtrack.sql, "
-    "time travel, retries of conflicting registry changes between machines, push. See "
+    "time travel, closing at exit, many machines merging at full speed, push. See "
     "docs/team-store.md; until then, track into a folder (the default .nbtrack/)."
 )
 #: touched after every merge: the write path's "has the store changed since" looks at it
@@ -75,14 +79,15 @@ def _retried(name: str):
 
     @functools.wraps(method)
     def call(self, *args, **kwargs):
-        for attempt in range(CONFLICT_TRIES):
+        attempt = 0
+        while True:
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:
-                if not lake_sql.is_conflict(exc) or attempt == CONFLICT_TRIES - 1:
+                attempt += 1
+                if not lake_sql.is_conflict(exc) or attempt >= CONFLICT_TRIES:
                     raise
                 _back_off(attempt)
-        raise AssertionError("unreachable")
 
     return call
 
