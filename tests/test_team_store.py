@@ -252,3 +252,25 @@ def test_machines_logging_at_once_lose_nothing(lake_uri, tmp_path):
         assert store.sql_rejects_count() == 0
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_a_role_that_may_only_read_is_refused_with_the_missing_right(postgres_server,  # noqa: F811
+                                                                    lake_uri, monkeypatch):
+    ducklake_store.DuckLakeStore(lake_uri).close()  # the catalog, made by its owner
+    database = lake_uri.split("/")[3].split("?")[0]
+    reader, password = postgres_server.create_role("reader")
+    postgres_server.psql(f'GRANT USAGE ON SCHEMA public TO "{reader}"; '
+                         f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{reader}"',
+                         database=database)
+    monkeypatch.setenv("PGPASSWORD", password)
+    store = ducklake_store.DuckLakeStore(
+        lake_uri.replace(f"{postgres_server.user}@", f"{reader}@").replace("/local", "/reader"))
+    try:
+        assert store.get_experiment("0").name == "Default"  # reading is allowed
+        with pytest.raises(lake_sql.LakePermissionError,
+                           match="permission denied for table ducklake_"):
+            store.create_experiment("not-mine")
+        assert store.get_experiment_by_name("not-mine") is None
+    finally:
+        store.close()

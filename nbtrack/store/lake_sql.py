@@ -43,6 +43,16 @@ def is_conflict(exc: BaseException) -> bool:
         isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower())
 
 
+class LakePermissionError(NbtrackError):
+    """PostgreSQL refused a change to the lake's catalog: the role lacks a right."""
+
+
+def permission_refused(exc: BaseException) -> str | None:
+    """PostgreSQL's ``permission denied for …`` in a DuckLake error, if that is its cause."""
+    match = re.search(r"ERROR:\s+(permission denied for [^\n\"]+)", str(exc))
+    return match.group(1).strip() if match else None
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -129,6 +139,12 @@ class LakeConnection:
                     "The team store refused this change: another machine committed a "
                     f"conflicting one first ({str(exc).strip().splitlines()[-1]}). Nothing of "
                     "it was applied; try again.") from exc
+            refusal = permission_refused(exc)
+            if refusal:
+                raise LakePermissionError(
+                    f"PostgreSQL refused this change to the team store: {refusal}. Nothing of "
+                    "it was applied. Your PostgreSQL role lacks that right; ask the team's "
+                    "maintainer for it.") from exc
             raise
 
     def _rows(self, table: str, query: str, parameters) -> dict[str, str]:
