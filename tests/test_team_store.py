@@ -274,3 +274,20 @@ def test_a_role_that_may_only_read_is_refused_with_the_missing_right(postgres_se
         assert store.get_experiment_by_name("not-mine") is None
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_the_lake_connection_reaches_no_file_but_the_lake(lake_uri, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for queries")
+    store = ducklake_store.DuckLakeStore(lake_uri)
+    try:
+        store.create_run(new_run("r1", "0"))
+        store.add_params("r1", [("depth", "3")])
+        assert list(store.sql("SELECT run_id FROM runs")["run_id"]) == ["r1"]
+        wide = store.sql("SELECT run_id, \"params.depth\" FROM runs_wide")
+        assert wide.values.tolist() == [["r1", "3"]]
+        with pytest.raises(NbtrackError, match="refused"):
+            store.sql(f"SELECT * FROM read_text('{secret}')")
+    finally:
+        store.close()

@@ -15,8 +15,9 @@ the lake's ``changed`` row, so two of them on different machines conflict, and t
 again whole (``RETRIED``): version numbers stay unique and contiguous across machines.
 
 Not ready yet (so ``store.registry`` does not open ``ducklake:`` URIs; see ``NOT_READY``):
-artifacts are kept in the local folder, not shared; ``s3://`` data; roles and grants;
-``nbtrack.sql`` and time travel; the exit path. See docs/team-store.md.
+artifacts are kept in the local folder, not shared; ``s3://`` data; roles and grants; time
+travel; the exit path. See docs/team-store.md. Like the embedded store's, the connection reaches
+no file but the lake's data folder (``sandbox.lock_down`` once the lake is attached).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from nbtrack.clock import now_ms
 from nbtrack.exceptions import NbtrackError, NotAStoreError, StoreVersionError
-from nbtrack.store import lake_extensions, lake_sql, run_index, schema
+from nbtrack.store import lake_extensions, lake_sql, run_index, sandbox, schema
 from nbtrack.store.duckdb_store import DuckDBStore
 from nbtrack.store.experiments import ARTIFACTS_DIR
 from nbtrack.store.locking import StoreLock
@@ -46,9 +47,9 @@ SCHEME = "ducklake:"
 NOT_READY = (
     "The team store (ducklake: tracking URIs) is not ready yet. Working, in "
     "nbtrack.store.ducklake_store.DuckLakeStore: experiments, runs, params, tags, metrics, "
-    "search, get_run, the registry's versions, stages and aliases, and writes through each "
-    "machine's spool. Not yet: shared artifacts, s3:// data, roles and grants, nbtrack.sql, "
-    "time travel, closing at exit, many machines merging at full speed, push. See "
+    "search, get_run, the registry's versions, stages and aliases, sql over the nbtrack views, "
+    "and writes through each machine's spool. Not yet: shared artifacts, s3:// data, roles "
+    "and grants, time travel, closing at exit, many machines merging at full speed, push. See "
     "docs/team-store.md; until then, track into a folder (the default .nbtrack/)."
 )
 #: touched after every merge: the write path's "has the store changed since" looks at it
@@ -184,6 +185,8 @@ class LakeConnections:
                         f"'{self.data.rstrip('/')}/')")
             raw.execute("USE lake")
             raw.execute("SET enable_progress_bar = false")
+            # from here on no query reaches a file outside the lake's data folder
+            sandbox.lock_down(raw, [self.data])
             conn = lake_sql.LakeConnection(Connection(raw))
             self.on_open(conn)
         except BaseException:

@@ -29,6 +29,9 @@ _REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s+(.*)$", re.DOTALL | r
 _IGNORE = re.compile(r"^\s*INSERT INTO (\w+)\s+(.*?)\s+ON CONFLICT DO NOTHING\s*$",
                      re.DOTALL | re.IGNORECASE)
 _TEMP = "_nb_lake_rows"
+_SEARCH_PATH = re.compile(r"^\s*SET search_path = '([\w.,]+)'\s*$", re.IGNORECASE)
+#: the name the lake is attached as
+CATALOG = "lake"
 
 
 class LakeConflictError(StoreBusyError):
@@ -115,6 +118,13 @@ class LakeConnection:
             word = sql.strip().upper()
             if word in ("COMMIT", "ROLLBACK"):
                 return self._end(word)
+            if word == "RESET SEARCH_PATH":  # back to the lake, not to DuckDB's memory
+                return self.inner.execute(f"USE {CATALOG}")
+            path = _SEARCH_PATH.match(sql)
+            if path:  # schemas are the lake's: DuckDB looks for a bare name as a catalog
+                schemas = ",".join(p if "." in p else f"{CATALOG}.{p}"
+                                   for p in path.group(1).split(","))
+                return self.inner.execute(f"SET search_path = '{schemas}'")
             replace = _REPLACE.match(sql)
             if replace:
                 return self._replace(replace.group(1), replace.group(2), sql, parameters)
