@@ -12,10 +12,12 @@ from nbtrack.store import registry
 from nbtrack.tracking import uri
 from nbtrack.tracking.state import state
 
-#: modules whose every test starts kernels, browsers, servers or child processes
+#: modules whose every test starts kernels, browsers, servers or child processes, or drives
+#: MLflow itself (its import and its stores take seconds)
 SLOW_MODULES = {
     "test_browser", "test_magics_kernel", "test_durability", "test_concurrency",
-    "test_bench_smoke", "test_notebook_runner",
+    "test_bench_smoke", "test_fresh_process_bench", "test_notebook_runner", "test_mlflow_import",
+    "test_mlflow_format",
 }
 
 

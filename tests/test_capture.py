@@ -194,6 +194,7 @@ def test_old_package_lists_are_pruned(site, monkeypatch):
     assert len(list(environment.cache_folder().glob("packages-*.json"))) == 3
 
 
+@pytest.mark.slow  # child processes
 def test_processes_writing_the_cache_at_once_all_succeed(site, tmp_path):
     _install(site, "fake_pkg", "1.0")
     script = tmp_path / "read.py"
