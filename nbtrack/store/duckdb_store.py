@@ -2,7 +2,7 @@
 
 Several processes share one store safely: see ``nbtrack.store.connection`` for how the file is
 passed between them, and ``nbtrack.store.write_path`` for how a logged value becomes durable (a
-per-process spool, within 50 ms, with no lock) and then reaches the file (merged by whichever
+per-process spool, within 20 ms, with no lock) and then reaches the file (merged by whichever
 process holds it). Every read merges the spool first, so it sees every durable value.
 """
 

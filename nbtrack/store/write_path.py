@@ -2,7 +2,7 @@
 
 1. A ``log_*`` call appends to ``PendingWrites`` in memory: no I/O, no lock.
 2. The *spooler* thread appends what is pending to this process's spool segment within
-   ``NBTRACK_SPOOL_DELAY`` seconds (default 0.05). That is the durability point: from then on
+   ``NBTRACK_SPOOL_DELAY`` seconds (default 0.02). That is the durability point: from then on
    the value survives the death of the process (SIGKILL, OOM, a crash). It never waits for the
    store lock, so other processes cannot delay it, nor for the disk: the merger thread
    ``fdatasync``s the segment every second, after which the value survives a power cut too.
@@ -72,7 +72,7 @@ class WritePath:
         #: called with each batch once it is durable (live charts follow their run this way)
         self.listeners: list = []
         self._spooler = Spooler(self._spool_in_background,
-                                delay=float_env("NBTRACK_SPOOL_DELAY", 0.05),
+                                delay=float_env("NBTRACK_SPOOL_DELAY", 0.02),
                                 on_error=self._note_task_error)
         self._merger = BackgroundWriter(
             flush=self._merge_in_background,

@@ -110,7 +110,7 @@ class Client(ArtifactsClientMixin, ImportClientMixin, RegistryClientMixin):
     def sync(self) -> None:
         """Make every value this process logged durable on disk now (no store lock needed).
 
-        Values become durable on their own within 50 ms; a run's start and end, and
+        Values become durable on their own within 20 ms; a run's start and end, and
         ``synchronous=True``, are durable when they return.
         """
         self._store.sync()
