@@ -6,6 +6,7 @@ round trip MLflow -> nbtrack -> MLflow compares every value MLflow reports.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -106,8 +107,16 @@ def make_mlflow_store(uri: str, folder) -> dict:
 @pytest.fixture(scope="module")
 def empty_db(tmp_path_factory):
     """An empty MLflow sqlite file, its tables made once: copies of it skip the migrations."""
-    path = tmp_path_factory.mktemp("mlflow-template") / "empty.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    path = folder / "empty.db"
+    # MLflow fixes its Default experiment's artifact folder (./mlruns) from the working folder:
+    # make it here, not in the checkout
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    finally:
+        os.chdir(before)
     return path
 
 
