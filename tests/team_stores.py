@@ -34,7 +34,8 @@ def either_store(request, monkeypatch, tmp_path):
     database = server.create_database("lake")
     monkeypatch.setenv("PGPASSWORD", server.password)
     store = DuckLakeStore(f"ducklake:postgresql://{server.user}@{server.host}:{server.port}/"
-                          f"{database}?data={tmp_path}/lake-data&spool={tmp_path}/lake-local")
+                          f"{database}?data={tmp_path}/lake-data&spool={tmp_path}/lake-local",
+                          create=True)
     monkeypatch.setattr(nbtrack.tracking.client, "get_store", lambda uri=None: store)
     try:
         yield "ducklake"
