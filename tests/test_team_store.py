@@ -407,3 +407,59 @@ def test_the_lake_connection_reaches_no_file_but_the_lake(lake_uri, tmp_path):
             store.sql(f"SELECT * FROM read_text('{secret}')")
     finally:
         store.close()
+
+
+# the exit path ------------------------------------------------------------------------------
+EXITING = """
+    import os, signal, sys, time
+    import nbtrack
+    nbtrack.set_tracking_uri(sys.argv[1])
+    run = nbtrack.start_run(experiment_id="0", run_name=sys.argv[2])
+    nbtrack.log_param("machine", sys.argv[2])
+    for step in range(50):
+        nbtrack.log_metric("loss", 1 / (step + 1), step=step)
+    if sys.argv[3] == "kill":
+        nbtrack.Client().sync()  # the durability point: every value is in this machine's spool
+        os.kill(os.getpid(), signal.SIGKILL)
+    nbtrack.end_run()
+"""
+
+
+@pytest.mark.slow
+def test_a_process_that_exits_leaves_its_values_in_the_lake(lake_uri, tmp_path):
+    ducklake_store.DuckLakeStore(lake_uri, create=True).close()
+    machine = machine_uri(lake_uri, tmp_path, "laptop")
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(EXITING), machine, "ends",
+                           "exit"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # read from another machine, so only what the exit path merged is seen
+    store = ducklake_store.DuckLakeStore(lake_uri)
+    try:
+        runs, _ = store.search_runs(["0"], "params.machine = 'ends'", 1, 10, None, None)
+        assert [r.info.status for r in runs] == ["FINISHED"]
+        assert len(store.get_metric_history(runs[0].info.run_id, "loss")) == 50
+    finally:
+        store.close()
+    assert not any((tmp_path / "laptop" / "spool").glob("*.seg*"))  # all merged, none left
+
+
+@pytest.mark.slow
+def test_values_of_a_killed_process_are_merged_by_the_next_on_its_machine(lake_uri, tmp_path):
+    ducklake_store.DuckLakeStore(lake_uri, create=True).close()
+    machine = machine_uri(lake_uri, tmp_path, "node")
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(EXITING), machine, "killed",
+                             "kill"], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    elsewhere = ducklake_store.DuckLakeStore(lake_uri)  # another machine sees nothing yet
+    try:
+        runs, _ = elsewhere.search_runs(["0"], "params.machine = 'killed'", 1, 10, None, None)
+        assert runs == []
+        later = subprocess.run([sys.executable, "-c", "import sys\nfrom nbtrack.store.ducklake_"
+                                "store import DuckLakeStore\nDuckLakeStore(sys.argv[1]).close()",
+                                machine], capture_output=True, text=True, timeout=300)
+        assert later.returncode == 0, later.stderr
+        runs, _ = elsewhere.search_runs(["0"], "params.machine = 'killed'", 1, 10, None, None)
+        assert len(runs) == 1 and runs[0].info.status == "KILLED"  # its process is gone
+        assert len(elsewhere.get_metric_history(runs[0].info.run_id, "loss")) == 50
+    finally:
+        elsewhere.close()

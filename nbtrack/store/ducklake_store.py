@@ -223,11 +223,17 @@ class LakeConnections(HeldConnection[lake_sql.LakeConnection]):
 
     @contextmanager
     def use(self, timeout: float | None = None) -> Iterator[lake_sql.LakeConnection]:
-        """Yield the connection (made on first use) while holding the machine's store lock."""
+        """Yield the connection (made on first use) while holding the machine's store lock.
+
+        The session cache (index columns, merged offsets, …) is emptied at each outermost use.
+        """
         with self._mutex:
             outer = self._depth == 0
             if outer:
                 self.lock.acquire(self.timeout if timeout is None else timeout)
+                # other machines, and this machine's other processes, change the lake while
+                # the connection stays open: what was cached about it holds for one use only
+                self.session_cache.clear()
             self._depth += 1
             try:
                 if self._conn is None:
