@@ -51,6 +51,7 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from nbtrack.entities import RunSource  # noqa: E402
 from nbtrack.exceptions import NbtrackError  # noqa: E402
@@ -463,3 +464,55 @@ def test_values_of_a_killed_process_are_merged_by_the_next_on_its_machine(lake_u
         assert len(elsewhere.get_metric_history(runs[0].info.run_id, "loss")) == 50
     finally:
         elsewhere.close()
+
+
+# artifacts ----------------------------------------------------------------------------------
+LOG_MODEL = """
+    import sys
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+    import nbtrack, nbtrack.sklearn
+    nbtrack.set_tracking_uri(sys.argv[1])
+    X = np.arange(20, dtype=float).reshape(10, 2)
+    with nbtrack.start_run(experiment_id="0") as run:
+        nbtrack.sklearn.log_model(LinearRegression().fit(X, X @ [1.0, 2.0]), name="model",
+                                  registered_model_name="shared-model")
+        nbtrack.log_text("notes from the laptop", "notes/readme.txt")
+    print(run.info.run_id)
+"""
+
+
+@pytest.mark.slow
+def test_a_model_logged_on_one_machine_loads_on_another(lake_uri, tmp_path):
+    import numpy as np
+
+    import nbtrack
+    import nbtrack.sklearn
+
+    ducklake_store.DuckLakeStore(lake_uri, create=True).close()
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(LOG_MODEL),
+                           machine_uri(lake_uri, tmp_path, "laptop")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split()[-1]
+    # the files are in the shared data folder, none in the laptop's local folder
+    shared = tmp_path / "shared" / "artifacts" / run_id
+    assert (shared / "model" / "MLmodel").is_file()
+    assert not any((tmp_path / "laptop").rglob("MLmodel"))
+    nbtrack.set_tracking_uri(machine_uri(lake_uri, tmp_path, "server"))
+    X = np.arange(20, dtype=float).reshape(10, 2)
+    for uri in (f"runs:/{run_id}/model", "models:/shared-model/1"):
+        np.testing.assert_allclose(nbtrack.sklearn.load_model(uri).predict(X), X @ [1.0, 2.0])
+    client = nbtrack.Client()
+    assert client.get_run(run_id).info.artifact_uri == str(shared)
+    copy = Path(client.download_artifacts(run_id, "notes", str(tmp_path / "copy")))
+    assert (copy / "readme.txt").read_text() == "notes from the laptop"
+    assert {a.path for a in client.list_artifacts(run_id)} == {"model", "notes"}
+    # paths never leave the run's folder in the shared folder
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x")
+    with pytest.raises(NbtrackError, match=r"outside|\.\."):
+        client.log_artifact(run_id, str(outside), "../../escape")
+    assert not (tmp_path / "shared" / "escape").exists()
+    with pytest.raises(NbtrackError):
+        client.download_artifacts(run_id, "../other-run", str(tmp_path / "copy2"))

@@ -80,7 +80,7 @@ class ExperimentsMixin:
             Experiment(
                 experiment_id=r[0],
                 name=r[1],
-                artifact_location=str(self.root / r[2]),
+                artifact_location=str(self.artifact_root.parent / r[2]),
                 lifecycle_stage=r[3],
                 creation_time=r[4],
                 last_update_time=r[5],
