@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import Ridge
-from team_stores import either_store, postgres_server  # noqa: F401  (pytest fixtures)
 
 import nbtrack
 import nbtrack.pyfunc
@@ -18,12 +17,6 @@ from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
 from nbtrack.tracking.promotion import PromotionRefused, parse_requirement
 
 WORKERS = str(Path(__file__).with_name("workers.py"))
-
-
-@pytest.fixture
-def client(either_store):  # noqa: F811  (the fixture, by name)
-    """A Client on the embedded store, then on the team store (see tests/team_stores.py)."""
-    return nbtrack.Client()
 
 
 def logged_model(rmse: float, alpha: float = 1.0) -> str:

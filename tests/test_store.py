@@ -46,6 +46,7 @@ def test_env_var_and_set_tracking_uri_override(tmp_path, monkeypatch):
         nbtrack.set_tracking_uri("http://server:5000")
 
 
+@pytest.mark.embedded_only("reads the store.duckdb file itself")
 def test_schema_version_is_recorded(store_dir, client):
     client.store.close()
     conn = duckdb.connect(str(store_dir / "store.duckdb"))

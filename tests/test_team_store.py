@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from pg_server import postgres_server  # noqa: F401  (a pytest fixture)
 
 from nbtrack.store import lake_extensions
 
@@ -31,7 +30,7 @@ def test_a_missing_package_says_what_to_install(monkeypatch):
 
 
 @pytest.mark.slow
-def test_ducklake_attaches_on_a_postgresql_catalog(postgres_server, tmp_path):  # noqa: F811
+def test_ducklake_attaches_on_a_postgresql_catalog(postgres_server, tmp_path):
     database = postgres_server.create_database()
     conn = plain_connection()
     lake_extensions.load(conn)
@@ -66,7 +65,7 @@ def new_run(run_id: str, experiment_id: str) -> NewRun:
 
 
 @pytest.fixture
-def lake_uri(postgres_server, tmp_path, monkeypatch):  # noqa: F811
+def lake_uri(postgres_server, tmp_path, monkeypatch):
     """A ``ducklake:`` URI on a new database; the password comes from PGPASSWORD, not the URI."""
     database = postgres_server.create_database("lake")
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)
@@ -261,7 +260,7 @@ def test_a_missing_data_folder_says_to_mount_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_catalog_never_initialised_is_refused_and_left_untouched(postgres_server,  # noqa: F811
+def test_a_catalog_never_initialised_is_refused_and_left_untouched(postgres_server,
                                                                    lake_uri, tmp_path):
     import nbtrack
     from nbtrack.cli import main
@@ -372,7 +371,7 @@ def test_machines_logging_at_once_lose_nothing(lake_uri, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_role_that_may_only_read_is_refused_with_the_missing_right(postgres_server,  # noqa: F811
+def test_a_role_that_may_only_read_is_refused_with_the_missing_right(postgres_server,
                                                                     lake_uri, monkeypatch):
     ducklake_store.DuckLakeStore(lake_uri, create=True).close()  # made by its owner
     database = lake_uri.split("/")[3].split("?")[0]

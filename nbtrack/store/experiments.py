@@ -18,10 +18,11 @@ ARTIFACTS_DIR = "artifacts"
 
 
 class ExperimentsMixin:
-    """The experiment operations of ``DuckDBStore`` (uses its ``_connection`` and ``root``)."""
+    """The experiment operations of ``DuckDBStore`` (its ``_connection``, ``artifact_root``)."""
 
     _connection: ConnectionManager
     root: Path
+    artifact_root: Path
 
     def create_experiment(
         self, name: str, artifact_location: str | None = None, tags: dict | None = None,
