@@ -133,8 +133,8 @@ def test_models_uris_load_by_version_stage_and_alias(client):
 
 
 @pytest.mark.slow
-def test_two_processes_registering_at_once_never_share_a_number(tmp_path):
-    store = str(tmp_path / "store")
+def test_two_processes_registering_at_once_never_share_a_number():
+    store = nbtrack.get_tracking_uri()  # the test's store, embedded or team
     procs = [subprocess.Popen([sys.executable, WORKERS, "register_versions", store, "taxi",
                                "15", "runs:/x/model"], stdout=subprocess.PIPE, text=True)
              for _ in range(3)]
