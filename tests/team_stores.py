@@ -59,6 +59,7 @@ def open_team_store(request, tmp_path: Path, monkeypatch) -> TestLake:
     data, spool = tmp_path / "lake-data", tmp_path / "lake-local"
     (data / "artifacts").mkdir(parents=True)
     server.psql(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
-    server.psql(f"UPDATE ducklake_metadata SET value = '{data}/' WHERE key = 'data_path'",
-                database=database)
+    moved = server.psql(f"UPDATE ducklake_metadata SET value = '{data}/' WHERE key = "
+                        "'data_path' RETURNING 1", database=database)
+    assert moved == "1", "the template's data path was not replaced: DuckLake's catalog changed"
     return TestLake(server, database, data, spool)
