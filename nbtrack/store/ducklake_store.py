@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from nbtrack.clock import now_ms
 from nbtrack.exceptions import NbtrackError, NotAStoreError, StoreVersionError
-from nbtrack.store import lake_extensions, lake_sql, run_index, sandbox, schema
+from nbtrack.store import lake_extensions, lake_snapshots, lake_sql, run_index, sandbox, schema
 from nbtrack.store.duckdb_store import DuckDBStore
 from nbtrack.store.experiments import ARTIFACTS_DIR
 from nbtrack.store.locking import StoreLock
@@ -256,6 +256,9 @@ class LakeConnections:
 class DuckLakeStore(DuckDBStore):
     """The team store: the embedded store's operations on a DuckLake (phase 1, see above)."""
 
+    #: the past snapshots this process has attached (time travel), made on first use
+    _snapshots: lake_snapshots.Snapshots | None = None
+
     def __init__(self, uri: str, password: str | None = None) -> None:
         parts = parse_uri(uri)
         self.uri = uri
@@ -347,6 +350,23 @@ class DuckLakeStore(DuckDBStore):
         """How many writes the lake refused (kept in ``spool_rejects``)."""
         return self._read(lambda conn, _store: conn.execute(
             "SELECT count(*) FROM spool_rejects").fetchone()[0])
+
+    # time travel (lake_snapshots) ------------------------------------------------------------
+    def at(self, as_of) -> lake_snapshots.SnapshotStore:
+        """The team store as it was at ``as_of`` (datetime, ISO string or epoch ms), read-only."""
+        snapshots = self._snapshots
+        if snapshots is None:
+            lake: LakeConnections = self._connection  # type: ignore[assignment]
+            snapshots = self._snapshots = lake_snapshots.Snapshots(
+                lake.use, lambda: lake.libpq + (f" password={lake.password}"
+                                                if lake.password else ""), lake.data, self.root)
+        return snapshots.at(as_of)
+
+    def close(self, merge_timeout: float | None = None) -> None:
+        """Close the snapshots this process opened, then the store."""
+        if self._snapshots is not None:
+            self._snapshots.close()
+        super().close(merge_timeout)
 
     def rebuild_index(self) -> None:
         """Recreate ``run_index`` from the normalised tables (one snapshot)."""
