@@ -258,3 +258,82 @@ def test_a_push_killed_midway_and_run_again_loses_and_duplicates_nothing(client,
     assert again.returncode == 0 and again.stderr == ""
     assert re.search(r"runs +0 copied, +8 already there", again.stdout)
     assert re.search(r"metric values +0 copied, +24000 already there", again.stdout)
+
+
+# to the team store (slow: a real PostgreSQL catalog) -----------------------------------------
+OPEN_LAKE = """
+import nbtrack.tracking.client
+from nbtrack.store.ducklake_store import DuckLakeStore
+
+opened, embedded = {}, nbtrack.tracking.client.get_store
+
+
+def get_store(uri=None):
+    if str(uri).startswith("ducklake:"):
+        return opened.setdefault(str(uri), DuckLakeStore(str(uri)))
+    return embedded(uri)
+
+
+nbtrack.tracking.client.get_store = get_store
+"""
+
+
+@pytest.fixture
+def team_uri(postgres_server, tmp_path, monkeypatch):  # noqa: F811
+    """A team store URI whose Clients open a DuckLakeStore (until ducklake: URIs open)."""
+    database = postgres_server.create_database("lake")
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    namespace: dict = {}
+    exec(OPEN_LAKE, namespace)
+    monkeypatch.setattr(nbtrack.tracking.client, "get_store", namespace["get_store"])
+    yield (f"ducklake:postgresql://{postgres_server.user}@{postgres_server.host}:"
+           f"{postgres_server.port}/{database}?data={tmp_path}/lake-data"
+           f"&spool={tmp_path}/lake-local")
+    for store in namespace["opened"].values():
+        store.close()
+
+
+@pytest.mark.slow
+def test_push_to_the_team_store(client, tmp_path, team_uri):
+    ids = track(client, tmp_path)
+    before = everything(client)
+    summary = nbtrack.push(to=team_uri)
+    team = nbtrack.Client(team_uri)
+    after = everything(team)
+    assert after["runs"] == before["runs"]
+    assert after["models"]["taxi"]["aliases"] == {"champion": 2}
+    assert [v[3] for v in after["models"]["taxi"]["versions"]] == ["Archived", "Production"]
+    assert summary.copied["runs"] == 6
+    for run_id in (ids["lasso"], ids["ridge"]):
+        assert (team.artifact_path(run_id) / "model/weights.txt").is_file()
+    again = nbtrack.push(to=team_uri)
+    assert sum(again.copied.values()) == 0, str(again)
+    assert everything(team) == after
+
+
+@pytest.mark.slow
+def test_a_push_to_the_team_store_killed_midway_resumes(client, tmp_path, team_uri):
+    experiment_id = client.create_experiment("sweep")
+    for number in range(5):
+        run_id = client.create_run(experiment_id, run_name=f"r{number}").info.run_id
+        client.log_param(run_id, "n", str(number))
+        client.log_batch(run_id, metrics=[
+            nbtrack.entities.Metric("loss", 1 / (step + 1), 1_000 + step, step)
+            for step in range(2_000)])
+        client.log_text(run_id, "x" * number, f"out/{number}.txt")
+        client.set_terminated(run_id)
+    client.flush()
+    script = OPEN_LAKE + (f"import nbtrack\nnbtrack.set_tracking_uri({client.tracking_uri!r})\n"
+                          f"print(nbtrack.push(to={team_uri!r}, show_progress=False))\n")
+    environment = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**environment, KILL_AT_RUN: "3"}, timeout=300, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env=environment, timeout=300, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert re.search(r"runs +\d copied, +[1-4] already there", resumed.stdout), resumed.stdout
+    team = nbtrack.Client(team_uri)
+    assert everything(team)["runs"] == everything(client)["runs"]
+    counts = team.sql("SELECT count(*) AS n, count(DISTINCT run_id) AS runs FROM metrics")
+    assert counts.values.tolist() == [[10_000, 5]]
