@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -218,6 +219,42 @@ def test_push_of_chosen_experiments_takes_their_models_only(client, tmp_path):
         nbtrack.push(to=str(tmp_path / "team"), experiment_names=["nope"])
     with pytest.raises(nbtrack.MlflowException, match="store it would read"):
         nbtrack.push(to=nbtrack.get_tracking_uri())
+
+
+def test_the_registry_history_is_pushed_with_its_times_and_users(client, tmp_path):
+    experiment_id = client.create_experiment("taxi")
+    runs = []
+    for name in ("lasso", "forest"):
+        runs.append(client.create_run(experiment_id, run_name=name).info.run_id)
+        client.set_terminated(runs[-1])
+    client.create_model_version("taxi", f"runs:/{runs[0]}/model", runs[0])
+    client.transition_model_version_stage("taxi", 1, "Production")
+    client.set_registered_model_alias("taxi", "champion", 1)
+    time.sleep(0.05)
+    first_in_production = int(time.time() * 1000)
+    time.sleep(0.05)
+    client.create_model_version("taxi", f"runs:/{runs[1]}/model", runs[1])
+    client.transition_model_version_stage("taxi", 2, "Production", archive_existing_versions=True)
+    client.set_registered_model_alias("taxi", "champion", 2)
+    team = nbtrack.Client(tmp_path / "team")
+    team.create_registered_model("taxi")  # the team's numbers are the same: none taken yet
+    local = client.get_registry_events("taxi")
+
+    summary = nbtrack.push(to=str(tmp_path / "team"))
+
+    # the target replays the local history: at that moment version 1 was in Production
+    assert team.get_model_version_at("taxi", "Production", first_in_production).version == 1
+    assert team.get_model_version_by_alias("taxi", "champion").version == 2
+    events = team.get_registry_events("taxi")
+    pushed = events[events["comment"].fillna("").str.startswith("pushed from")]
+    assert pushed["timestamp"].tolist() == local["timestamp"].tolist()
+    assert pushed["user_id"].tolist() == local["user_id"].tolist()
+    assert pushed["action"].tolist() == local["action"].tolist()
+    assert summary.copied["registry events"] == len(local)
+    again = nbtrack.push(to=str(tmp_path / "team"))
+    assert again.copied["registry events"] == 0
+    assert again.present["registry events"] == len(local)
+    assert len(team.get_registry_events("taxi")) == len(events)
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import socket
 from collections import Counter
 from pathlib import Path
 
@@ -143,6 +144,7 @@ class _Pusher:
         self.running = 0
         self.started = 0
         self.kill_at = int(os.environ.get(KILL_AT_RUN) or 0)
+        self.source_host = socket.gethostname()
 
     # experiments ---------------------------------------------------------------------------
     def chosen_experiments(self, names: list[str] | None) -> list:
@@ -365,6 +367,45 @@ class _Pusher:
         if not everything:
             versions = pages(self.source.search_model_versions, max_results=10_000)
             names = {v.name for v in versions if self.version_source(v)}
-        registry_copy.import_registry(self.source, self.target, self.summary, {},
-                                      {r: r for r in self.pushed}, self.version_source,
-                                      names, copied="pushed")
+        copies = registry_copy.import_registry(
+            self.source, self.target, self.summary, {}, {r: r for r in self.pushed},
+            self.version_source, names, copied="pushed")
+        for name, numbers in copies.items():
+            self.history(name, numbers)
+
+    def history(self, name: str, numbers: dict[str, str]) -> None:
+        """The model's audit log entries the target lacks, with their times and users.
+
+        They follow the entries the push's own changes made, and end in the same state, so
+        ``get_model_version_at`` replays the local history on the target too. Entries of
+        versions not pushed are left out; version numbers are the target's.
+        """
+        def number(value) -> str | None:
+            return None if value is None else numbers.get(str(int(float(value))))
+
+        def key(event: dict) -> tuple:
+            return tuple(None if event[f] is None else str(event[f]) for f in (
+                "timestamp", "user_id", "action", "version", "field", "from_value",
+                "to_value"))
+
+        have = {key(e) for e in _records(self.target.get_registry_events(name))}
+        new = []
+        for event in _records(self.source.get_registry_events(name)):
+            event = {f: event[f] for f in ("timestamp", "user_id", "action", "name", "version",
+                                           "field", "from_value", "to_value", "comment")}
+            if event["version"] is not None:
+                if number(event["version"]) is None:
+                    continue
+                event["version"] = int(number(event["version"]) or 0)
+            if str(event["field"] or "").startswith("aliases."):
+                event["from_value"] = number(event["from_value"])
+                event["to_value"] = number(event["to_value"])
+            event["timestamp"] = int(event["timestamp"])
+            if key(event) in have:
+                self.summary.already("registry events")
+                continue
+            event["comment"] = f"pushed from {self.source_host}" + (
+                f": {event['comment']}" if event["comment"] else "")
+            new.append(event)
+        self.target.import_registry_events(new)
+        self.summary.copy("registry events", len(new))

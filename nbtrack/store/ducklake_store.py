@@ -66,7 +66,8 @@ RETRIED = (
     "delete_registered_model", "set_registered_model_tag", "create_model_version",
     "update_model_version", "delete_model_version", "set_model_version_tag",
     "transition_model_version_stage", "set_registered_model_alias",
-    "delete_registered_model_alias", "record_registry_event", "set_run_lifecycle",
+    "delete_registered_model_alias", "record_registry_event", "append_registry_events",
+    "set_run_lifecycle",
     "mark_dead_runs",
 )
 

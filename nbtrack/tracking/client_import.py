@@ -77,3 +77,17 @@ class ImportClientMixin:
             "packages": [{"name": n, "version": v} for n, v in packages.items()],
             "time": now_ms(),
         })
+
+    def import_registry_events(self, events: list[dict]) -> None:
+        """Append audit log entries as another store recorded them, keeping times and users.
+
+        Each has ``get_registry_events``' columns: ``timestamp``, ``user_id``, ``action``,
+        ``name``, ``version``, ``field``, ``from_value``, ``to_value``, ``comment``.
+        """
+        for event in events:
+            for field in ("user_id", "action", "name", "field", "from_value", "to_value",
+                          "comment"):
+                if isinstance(event.get(field), str):
+                    check_text(event[field], f"registry event {field}")
+        if events:
+            self._store.append_registry_events(events)
