@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import nbtrack
 import nbtrack.tracking.client
+from nbtrack.cli import main
 from nbtrack.entities import ViewType
 from nbtrack.interop import push as push_module
 from nbtrack.interop.push import KILL_AT_RUN, PushConflictError
@@ -168,9 +169,16 @@ def test_running_runs_are_pushed_as_they_are_and_completed_later(client, tmp_pat
     assert run.data.params == {"epochs": "2"} and run.data.tags["phase"] == "done"
     assert second.copied["metric values"] == 1 and not second.notes
 
+    team.delete_run(run_id)  # deleted on the team store: push leaves it so, and says so
+    client.set_tag(run_id, "phase", "again")
+    third = nbtrack.push(to=str(tmp_path / "team"))
+    assert [s[:2] for s in third.skipped] == [("runs", run_id)]
+    assert "deleted in the target" in third.skipped[0][2]
+    assert team.get_run(run_id).data.tags["phase"] == "done"
+
 
 def test_a_run_id_with_other_content_in_the_target_is_an_error_not_an_overwrite(
-        client, tmp_path):
+        client, tmp_path, capsys):
     experiment_id = client.create_experiment("taxi")
     runs = [client.create_run(experiment_id, run_name=n, start_time=1_000).info.run_id
             for n in ("a", "b")]
@@ -199,6 +207,11 @@ def test_a_run_id_with_other_content_in_the_target_is_an_error_not_an_overwrite(
     other.import_run(runs[1], other_experiment, "b", 2_000, user_id=user)
     with pytest.raises(PushConflictError, match="start time is 2000 there, 1000 here"):
         nbtrack.push(to=str(tmp_path / "other"))
+    other.rename_experiment(other_experiment, "taxi-old")  # the run is in another experiment
+    assert main(["push", "--to", str(tmp_path / "other"), "--no-progress"]) == 1
+    printed = capsys.readouterr()
+    assert "it is in experiment 'taxi-old' there, 'taxi' here" in printed.err
+    assert re.search(r"runs +0 copied, +0 already there, +2 skipped", printed.out), printed.out
     third = nbtrack.Client(tmp_path / "third")
     third_experiment = third.create_experiment("taxi")
     third.import_run(runs[1], third_experiment, "b", 1_000, user_id=user)
@@ -207,7 +220,7 @@ def test_a_run_id_with_other_content_in_the_target_is_an_error_not_an_overwrite(
         nbtrack.push(to=str(tmp_path / "third"))
 
 
-def test_push_of_chosen_experiments_takes_their_models_only(client, tmp_path):
+def test_push_of_chosen_experiments_takes_their_models_only(client, tmp_path, capsys):
     ids = track(client, tmp_path)
     summary = nbtrack.push(to=str(tmp_path / "team"), experiment_names=["scratch"])
     team = nbtrack.Client(tmp_path / "team")
@@ -217,6 +230,13 @@ def test_push_of_chosen_experiments_takes_their_models_only(client, tmp_path):
     assert summary.copied["runs"] == 1
     with pytest.raises(nbtrack.MlflowException, match="No experiment named 'nope'"):
         nbtrack.push(to=str(tmp_path / "team"), experiment_names=["nope"])
+    # the command: --experiment, repeated
+    assert main(["push", "--to", str(tmp_path / "cli"), "--experiment", "scratch",
+                 "--experiment", "Default", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"runs +1 copied", printed) and "registered models" not in printed
+    pushed = nbtrack.Client(tmp_path / "cli")
+    assert sorted(e.name for e in pushed.search_experiments()) == ["Default", "scratch"]
     with pytest.raises(nbtrack.MlflowException, match="store it would read"):
         nbtrack.push(to=nbtrack.get_tracking_uri())
 

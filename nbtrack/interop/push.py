@@ -197,7 +197,7 @@ class _Pusher:
             if info.lifecycle_stage == LifecycleStage.DELETED:
                 self.summary.already("runs")  # pushed in full before it was deleted
             else:
-                self.summary.skip("run", info.run_id, "it is deleted in the target; restore it "
+                self.summary.skip("runs", info.run_id, "it is deleted in the target; restore it "
                                   "there (Client().restore_run) and push again to send it")
             return
         try:
@@ -207,7 +207,7 @@ class _Pusher:
             files = self.new_files(info.run_id, there is not None)
         except _Different as exc:
             self.conflicts.append((info.run_id, str(exc)))
-            self.summary.skip("run", info.run_id, "its id is in the target with other content")
+            self.summary.skip("runs", info.run_id, f"in the target with other content: {exc}")
             return
         if there is None:
             self.target.import_run(
@@ -237,8 +237,12 @@ class _Pusher:
         if there is None:
             return
         info = run.info
+        if there["experiment_id"] != experiment_id:
+            theirs = self.target.get_experiment(there["experiment_id"]).name
+            mine = self.target.get_experiment(experiment_id).name
+            raise _Different(f"it is in experiment {theirs!r} there, {mine!r} here (renamed "
+                             "here? rename it there too, or push it back)")
         for field, here, theirs in (
-                ("experiment", experiment_id, there["experiment_id"]),
                 ("start time", int(info.start_time), int(there["start_time"])),
                 ("user", info.user_id, there["user_id"])):
             if here != theirs:
