@@ -139,6 +139,8 @@ class _Pusher:
                               for r in _records(target.sql(_FINGERPRINTS))}
         self.source_prints = {r["run_id"]: (r["n"], r["h"])
                               for r in _records(source.sql(_FINGERPRINTS))}
+        #: environments in the target (read once: each read there merges its pending writes)
+        self.environments = set(target.sql("SELECT env_hash FROM environments")["env_hash"])
         self.pushed: set[str] = set()  # run ids in the target, this run's or before
         self.conflicts: list[tuple[str, str]] = []
         self.running = 0
@@ -291,8 +293,9 @@ class _Pusher:
 
     def environment(self, run) -> None:
         env_hash = run.source.env_hash
-        if not env_hash or self.target.get_environment(env_hash) is not None:
+        if not env_hash or env_hash in self.environments:
             return
+        self.environments.add(env_hash)
         environment = self.source.get_environment(env_hash)
         if environment is not None:
             self.target.import_environment(env_hash, environment)
