@@ -243,7 +243,7 @@ class _Pusher:
             theirs = self.target.get_experiment(there["experiment_id"]).name
             mine = self.target.get_experiment(experiment_id).name
             raise _Different(f"it is in experiment {theirs!r} there, {mine!r} here (renamed "
-                             "here? rename it there too, or push it back)")
+                             "here? rename it there too)")
         for field, here, theirs in (
                 ("start time", int(info.start_time), int(there["start_time"])),
                 ("user", info.user_id, there["user_id"])):
