@@ -10,18 +10,25 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from team_stores import either_store, postgres_server  # noqa: F401  (pytest fixtures)
+from pg_server import postgres_server  # noqa: F401  (a pytest fixture)
 
 import nbtrack
+import nbtrack.tracking.client
+from nbtrack.store.ducklake_store import DuckLakeStore
 from nbtrack.store.lake_snapshots import TimeTravelError, epoch_ms
 
 
 @pytest.fixture
-def lake(either_store):  # noqa: F811
-    """A Client on the team store (the ducklake case of either_store only)."""
-    if either_store != "ducklake":
-        pytest.skip("time travel is the team store's")
-    return nbtrack.Client()
+def lake(postgres_server, tmp_path, monkeypatch):  # noqa: F811
+    """A Client on a team store of its own (every Client of the test opens that store)."""
+    database = postgres_server.create_database("lake")
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    store = DuckLakeStore(
+        f"ducklake:postgresql://{postgres_server.user}@{postgres_server.host}:"
+        f"{postgres_server.port}/{database}?data={tmp_path}/lake-data&spool={tmp_path}/local")
+    monkeypatch.setattr(nbtrack.tracking.client, "get_store", lambda uri=None: store)
+    yield nbtrack.Client()
+    store.close()
 
 
 def moment() -> int:
@@ -53,10 +60,7 @@ def test_as_of_takes_a_datetime_an_iso_string_or_epoch_ms():
         epoch_ms(True)
 
 
-def test_the_embedded_store_says_time_travel_needs_the_team_store(either_store):  # noqa: F811
-    if either_store != "duckdb":
-        pytest.skip("the embedded store's answer")
-    client = nbtrack.Client()
+def test_the_embedded_store_says_time_travel_needs_the_team_store(client):
     with pytest.raises(TimeTravelError, match="needs the team store"):
         client.search_runs(["0"], as_of=int(time.time() * 1000))
     with pytest.raises(TimeTravelError, match="needs the team store"):
@@ -65,6 +69,7 @@ def test_the_embedded_store_says_time_travel_needs_the_team_store(either_store):
         client.search_model_versions("name = 'taxi'", as_of="2026-01-01T00:00")
 
 
+@pytest.mark.slow
 def test_the_leaderboard_as_it_was(lake):
     experiment_id = lake.create_experiment("taxi")
     lasso = log_run(lake, experiment_id, "lasso", 5.0)
@@ -110,6 +115,7 @@ def test_the_leaderboard_as_it_was(lake):
         nbtrack.sql("SELECT * FROM runs_wide", as_of=then)
 
 
+@pytest.mark.slow
 def test_production_as_it_was(lake):
     experiment_id = lake.create_experiment("taxi")
     first = log_run(lake, experiment_id, "lasso", 5.0)
@@ -142,6 +148,7 @@ def test_production_as_it_was(lake):
     assert events["action"].tolist()[-2:] == ["transition_stage", "set_alias"]
 
 
+@pytest.mark.slow
 def test_a_moment_before_the_team_store_is_a_clear_error(lake):
     with pytest.raises(TimeTravelError, match="before the team store existed"):
         lake.search_runs(["0"], as_of="2000-01-01T00:00:00+00:00")
