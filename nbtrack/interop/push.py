@@ -12,7 +12,7 @@ Safe to repeat, safe to cut off:
 - Each run is compared with the target's copy first and only what is missing is sent, so
   pushing twice adds nothing, and a push that was killed or lost its network, run again, sends
   what the first one did not make durable. A run's status is sent after its values and files.
-- A run id that the target holds with other content (another experiment, start time or user, a
+- A run id that the target holds with other content (another experiment or start time, a
   param with another value, a metric point or an artifact file the local run does not have) is
   not this run: nothing of it is sent, everything else is, and the push ends with
   ``PushConflictError`` naming each such run and what differs. What a run may change later is
@@ -244,11 +244,10 @@ class _Pusher:
             mine = self.target.get_experiment(experiment_id).name
             raise _Different(f"it is in experiment {theirs!r} there, {mine!r} here (renamed "
                              "here? rename it there too)")
-        for field, here, theirs in (
-                ("start time", int(info.start_time), int(there["start_time"])),
-                ("user", info.user_id, there["user_id"])):
-            if here != theirs:
-                raise _Different(f"its {field} is {theirs!r} there, {here!r} here")
+        # not the user: a team store may record the PostgreSQL role that pushed it instead
+        if int(info.start_time) != int(there["start_time"]):
+            raise _Different(f"its start time is {int(there['start_time'])} there, "
+                             f"{int(info.start_time)} here")
 
     def new_params(self, run, exists: bool) -> list[Param]:
         have = dict(self.target.sql(_PARAMS, [run.info.run_id]).values.tolist()) \

@@ -120,7 +120,7 @@ class _Pinned:
     def __init__(self, conn) -> None:
         self.conn = conn
         self.session_cache: dict = {}
-        self._mutex = threading.Lock()
+        self._mutex = threading.RLock()  # re-entered when a read wraps another
 
     @contextmanager
     def use(self, timeout: float | None = None) -> Iterator:
