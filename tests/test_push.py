@@ -326,15 +326,21 @@ def test_a_push_killed_midway_and_run_again_loses_and_duplicates_nothing(client,
 
 # to the team store (slow: a real PostgreSQL catalog) -----------------------------------------
 OPEN_LAKE = """
+import inspect
+
 import nbtrack.tracking.client
 from nbtrack.store.ducklake_store import DuckLakeStore
 
 opened, embedded = {}, nbtrack.tracking.client.get_store
+# where opening a team store no longer creates one, the first opener here asks to
+CREATE = {"create": True} if "create" in inspect.signature(DuckLakeStore).parameters else {}
 
 
 def get_store(uri=None):
     if str(uri).startswith("ducklake:"):
-        return opened.setdefault(str(uri), DuckLakeStore(str(uri)))
+        if str(uri) not in opened:
+            opened[str(uri)] = DuckLakeStore(str(uri), **CREATE)
+        return opened[str(uri)]
     return embedded(uri)
 
 

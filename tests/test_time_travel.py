@@ -6,6 +6,7 @@ Production), then asks as of the noted time and sees the old leaderboard and the
 
 from __future__ import annotations
 
+import inspect
 import time
 from datetime import datetime, timezone
 
@@ -23,9 +24,12 @@ def lake(postgres_server, tmp_path, monkeypatch):  # noqa: F811
     """A Client on a team store of its own (every Client of the test opens that store)."""
     database = postgres_server.create_database("lake")
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    # where opening a team store no longer creates one, this test asks to
+    create = {"create": True} if "create" in inspect.signature(DuckLakeStore).parameters else {}
     store = DuckLakeStore(
         f"ducklake:postgresql://{postgres_server.user}@{postgres_server.host}:"
-        f"{postgres_server.port}/{database}?data={tmp_path}/lake-data&spool={tmp_path}/local")
+        f"{postgres_server.port}/{database}?data={tmp_path}/lake-data&spool={tmp_path}/local",
+        **create)
     monkeypatch.setattr(nbtrack.tracking.client, "get_store", lambda uri=None: store)
     yield nbtrack.Client()
     store.close()
