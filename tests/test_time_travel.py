@@ -94,6 +94,7 @@ def test_the_leaderboard_as_it_was(lake):
     assert [r.info.run_name for r in old] == ["ridge", "lasso"]
     assert old[1].data.metrics["rmse"] == 5.0 and "stage" not in old[1].data.tags
     assert lake.get_run(lasso, as_of=then).data.metrics["rmse"] == 5.0
+    assert lake.get_run(lasso, as_of=then).info.artifact_uri == run.info.artifact_uri
     with pytest.raises(nbtrack.MlflowException, match="did not exist yet"):
         lake.get_run(forest, as_of=then)
 

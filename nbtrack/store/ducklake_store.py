@@ -360,7 +360,8 @@ class DuckLakeStore(DuckDBStore):
             lake: LakeConnections = self._connection  # type: ignore[assignment]
             snapshots = self._snapshots = lake_snapshots.Snapshots(
                 lake.use, lambda: lake.libpq + (f" password={lake.password}"
-                                                if lake.password else ""), lake.data, self.root)
+                                                if lake.password else ""), lake.data,
+                self.root, self.artifact_root)
         return snapshots.at(as_of)
 
     def close(self, merge_timeout: float | None = None) -> None:

@@ -136,8 +136,10 @@ class _Pinned:
 class SnapshotStore(RegistryMixin):
     """The team store as it was at one snapshot: the store's read methods, read-only."""
 
-    def __init__(self, conn, snapshot_id: int, snapshot_ms: int, root: Path) -> None:
-        self.snapshot_id, self.snapshot_ms, self.root = snapshot_id, snapshot_ms, root
+    def __init__(self, conn, snapshot_id: int, snapshot_ms: int, root: Path,
+                 artifact_root: Path) -> None:
+        self.snapshot_id, self.snapshot_ms = snapshot_id, snapshot_ms
+        self.root, self.artifact_root = root, artifact_root  # the live store's, for paths
         self._conn = conn
         self._connection = _Pinned(conn)  # type: ignore[assignment]
 
@@ -202,8 +204,10 @@ class SnapshotStore(RegistryMixin):
 class Snapshots:
     """The snapshots of one lake that this process has open, the most recent few."""
 
-    def __init__(self, live: Callable, libpq: Callable[[], str], data: str, root: Path) -> None:
-        self.live, self.libpq, self.data, self.root = live, libpq, data, root
+    def __init__(self, live: Callable, libpq: Callable[[], str], data: str, root: Path,
+                 artifact_root: Path) -> None:
+        self.live, self.libpq, self.data = live, libpq, data
+        self.root, self.artifact_root = root, artifact_root
         self._open: OrderedDict[int, SnapshotStore] = OrderedDict()
         self._mutex = threading.Lock()
 
@@ -218,7 +222,7 @@ class Snapshots:
                 self._open.move_to_end(snapshot)
                 return found
         made = SnapshotStore(attach(self.libpq(), self.data, snapshot), snapshot, snapshot_ms,
-                             self.root)
+                             self.root, self.artifact_root)
         with self._mutex:
             self._open[snapshot] = made
             while len(self._open) > OPEN_SNAPSHOTS:
