@@ -114,34 +114,43 @@ def attach(libpq: str, data: str, snapshot: int):
     return LakeConnection(Connection(raw))
 
 
-class _Pinned:
-    """The ``use()`` of a connection manager, over one read-only connection."""
+class Pinned:
+    """One snapshot's read-only connection, with the ``use()`` of a connection manager."""
 
     def __init__(self, conn) -> None:
         self.conn = conn
-        self.session_cache: dict = {}
+        self.session_cache: dict = {}  # facts about the snapshot, which never changes
         self._mutex = threading.RLock()  # re-entered when a read wraps another
 
     @contextmanager
     def use(self, timeout: float | None = None) -> Iterator:
+        """Yield the connection, to one thread at a time."""
         with self._mutex:
             yield self.conn
 
     @contextmanager
     def transaction(self) -> Iterator:
+        """Refused: the past is read-only."""
         raise TimeTravelError("The team store as of a past moment is read-only.")
         yield  # pragma: no cover - a generator, for contextmanager
 
+    def close(self) -> None:
+        """Close the snapshot's connection."""
+        with self._mutex:
+            self.conn.close()
+
 
 class SnapshotStore(RegistryMixin):
-    """The team store as it was at one snapshot: the store's read methods, read-only."""
+    """The team store as it was at ``as_of_ms``: the store's read methods, read-only.
 
-    def __init__(self, conn, snapshot_id: int, snapshot_ms: int, root: Path,
-                 artifact_root: Path) -> None:
-        self.snapshot_id, self.snapshot_ms = snapshot_id, snapshot_ms
+    It reads the newest snapshot committed by then (``snapshot_id``, of ``snapshot_ms``).
+    """
+
+    def __init__(self, pinned: Pinned, snapshot_id: int, snapshot_ms: int, as_of_ms: int,
+                 root: Path, artifact_root: Path) -> None:
+        self.snapshot_id, self.snapshot_ms, self.as_of_ms = snapshot_id, snapshot_ms, as_of_ms
         self.root, self.artifact_root = root, artifact_root  # the live store's, for paths
-        self._conn = conn
-        self._connection = _Pinned(conn)  # type: ignore[assignment]
+        self._connection = pinned  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"SnapshotStore(snapshot {self.snapshot_id} of {_shown(self.snapshot_ms)})"
@@ -196,19 +205,15 @@ class SnapshotStore(RegistryMixin):
                 "params, metrics and tags are maps, e.g. metrics['rmse'].")
         return self._read(run_queries.read_only_sql, query, parameters)
 
-    def close(self) -> None:
-        """Close the snapshot's connection."""
-        self._conn.close()
-
 
 class Snapshots:
-    """The snapshots of one lake that this process has open, the most recent few."""
+    """The snapshots of one lake that this process has attached, the most recent few."""
 
     def __init__(self, live: Callable, libpq: Callable[[], str], data: str, root: Path,
                  artifact_root: Path) -> None:
         self.live, self.libpq, self.data = live, libpq, data
         self.root, self.artifact_root = root, artifact_root
-        self._open: OrderedDict[int, SnapshotStore] = OrderedDict()
+        self._open: OrderedDict[int, Pinned] = OrderedDict()
         self._mutex = threading.Lock()
 
     def at(self, as_of) -> SnapshotStore:
@@ -217,22 +222,21 @@ class Snapshots:
         with self.live() as conn:
             snapshot, snapshot_ms = snapshot_at(conn, ms)
         with self._mutex:
-            found = self._open.get(snapshot)
-            if found is not None:
+            pinned = self._open.get(snapshot)
+            if pinned is not None:
                 self._open.move_to_end(snapshot)
-                return found
-        made = SnapshotStore(attach(self.libpq(), self.data, snapshot), snapshot, snapshot_ms,
-                             self.root, self.artifact_root)
-        with self._mutex:
-            self._open[snapshot] = made
-            while len(self._open) > OPEN_SNAPSHOTS:
-                _, old = self._open.popitem(last=False)
-                old.close()
-        return made
+        if pinned is None:
+            pinned = Pinned(attach(self.libpq(), self.data, snapshot))
+            with self._mutex:
+                self._open[snapshot] = pinned
+                while len(self._open) > OPEN_SNAPSHOTS:
+                    _, old = self._open.popitem(last=False)
+                    old.close()
+        return SnapshotStore(pinned, snapshot, snapshot_ms, ms, self.root, self.artifact_root)
 
     def close(self) -> None:
-        """Close every open snapshot."""
+        """Close every attached snapshot."""
         with self._mutex:
-            for store in self._open.values():
-                store.close()
+            for pinned in self._open.values():
+                pinned.close()
             self._open.clear()
