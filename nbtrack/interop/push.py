@@ -42,10 +42,12 @@ from nbtrack.interop.summary import Summary
 #: run's values are handed to the target, before its files and status (tests of resuming)
 KILL_AT_RUN = "NBTRACK_PUSH_KILL_AT_RUN"
 
+#: the pushed runs' rows and metric fingerprints (only theirs: a team store holds many more)
 _RUNS = ("SELECT run_id, experiment_id, start_time, user_id, status, end_time, lifecycle_stage, "
-         "run_name, description FROM runs")
+         "run_name, description FROM runs WHERE run_id IN (SELECT unnest(?))")
 _FINGERPRINTS = ('SELECT run_id, count(*) AS n, CAST(sum(CAST(hash(key, step, "timestamp", '
-                 'value) AS HUGEINT)) AS VARCHAR) AS h FROM metrics GROUP BY run_id')
+                 'value) AS HUGEINT)) AS VARCHAR) AS h FROM metrics '
+                 "WHERE run_id IN (SELECT unnest(?)) GROUP BY run_id")
 _HISTORY = 'SELECT key, value, step, "timestamp" FROM metrics WHERE run_id = ?'
 _PARAMS = "SELECT key, value FROM params WHERE run_id = ?"
 
@@ -86,12 +88,13 @@ def push(to, experiment_names: list[str] | None = None, tracking_uri: str | None
         raise NbtrackError(f"push sends a store to another one; {target.tracking_uri} is the "
                            "store it would read. Give the team store's URI with --to.")
     summary = Summary("Pushed to", str(target.tracking_uri))
-    pusher = _Pusher(source, target, summary)
-    experiments = pusher.chosen_experiments(experiment_names)
+    experiments = chosen_experiments(source, experiment_names)
     runs = {e.experiment_id: sorted(
         pages(source.search_runs, experiment_ids=[e.experiment_id], run_view_type=ViewType.ALL,
               max_results=1000), key=lambda r: (r.info.start_time or 0, r.info.run_id))
         for e in experiments}
+    pusher = _Pusher(source, target, summary,
+                     [r.info.run_id for listed in runs.values() for r in listed])
     bar = progress(sum(len(r) for r in runs.values()), "push") if show_progress else None
     try:
         for experiment in experiments:
@@ -107,6 +110,21 @@ def push(to, experiment_names: list[str] | None = None, tracking_uri: str | None
     if pusher.conflicts:
         raise PushConflictError(pusher.conflicts, summary)
     return summary
+
+
+def chosen_experiments(source, names: list[str] | None) -> list:
+    """The source's experiments to push: all, or those named (each must exist)."""
+    every = source.search_experiments(view_type=ViewType.ALL, max_results=None)
+    every.sort(key=lambda e: int(e.experiment_id) if e.experiment_id.isdigit() else 0)
+    if not names:
+        return every
+    by_name = {e.name: e for e in every}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise NbtrackError(
+            f"No experiment named {', '.join(map(repr, missing))} in {source.tracking_uri}; "
+            f"its experiments are {', '.join(repr(e.name) for e in every)}.")
+    return [by_name[n] for n in dict.fromkeys(names)]
 
 
 def _same_place(one: str, other: str) -> bool:
@@ -132,13 +150,13 @@ def _point(key: str, value: float, step: int, timestamp: int) -> tuple:
 
 
 class _Pusher:
-    def __init__(self, source, target, summary: Summary) -> None:
+    def __init__(self, source, target, summary: Summary, run_ids: list[str]) -> None:
         self.source, self.target, self.summary = source, target, summary
-        self.target_runs = {r["run_id"]: r for r in _records(target.sql(_RUNS))}
+        self.target_runs = {r["run_id"]: r for r in _records(target.sql(_RUNS, [run_ids]))}
         self.target_prints = {r["run_id"]: (r["n"], r["h"])
-                              for r in _records(target.sql(_FINGERPRINTS))}
+                              for r in _records(target.sql(_FINGERPRINTS, [run_ids]))}
         self.source_prints = {r["run_id"]: (r["n"], r["h"])
-                              for r in _records(source.sql(_FINGERPRINTS))}
+                              for r in _records(source.sql(_FINGERPRINTS, [run_ids]))}
         #: environments in the target (read once: each read there merges its pending writes)
         self.environments = set(target.sql("SELECT env_hash FROM environments")["env_hash"])
         self.pushed: set[str] = set()  # run ids in the target, this run's or before
@@ -149,20 +167,6 @@ class _Pusher:
         self.source_host = socket.gethostname()
 
     # experiments ---------------------------------------------------------------------------
-    def chosen_experiments(self, names: list[str] | None) -> list:
-        every = self.source.search_experiments(view_type=ViewType.ALL, max_results=None)
-        every.sort(key=lambda e: int(e.experiment_id) if e.experiment_id.isdigit() else 0)
-        if not names:
-            return every
-        by_name = {e.name: e for e in every}
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise NbtrackError(
-                f"No experiment named {', '.join(map(repr, missing))} in "
-                f"{self.source.tracking_uri}; its experiments are "
-                f"{', '.join(repr(e.name) for e in every)}.")
-        return [by_name[n] for n in dict.fromkeys(names)]
-
     def experiment(self, experiment, runs: list, bar) -> None:
         found = self.target.get_experiment_by_name(experiment.name)
         if found is None:
