@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from nbtrack.clock import now_ms
 from nbtrack.exceptions import NbtrackError, NotAStoreError, StoreBusyError, StoreVersionError
-from nbtrack.store import lake_extensions, lake_sql, run_index, sandbox, schema
+from nbtrack.store import lake_extensions, lake_snapshots, lake_sql, run_index, sandbox, schema
 from nbtrack.store.connection import HeldConnection
 from nbtrack.store.duckdb_store import DuckDBStore, close_at_exit
 from nbtrack.store.experiments import ARTIFACTS_DIR
@@ -62,7 +62,8 @@ RETRIED = (
     "delete_registered_model", "set_registered_model_tag", "create_model_version",
     "update_model_version", "delete_model_version", "set_model_version_tag",
     "transition_model_version_stage", "set_registered_model_alias",
-    "delete_registered_model_alias", "record_registry_event", "set_run_lifecycle",
+    "delete_registered_model_alias", "record_registry_event", "append_registry_events",
+    "set_run_lifecycle",
     "mark_dead_runs",
 )
 
@@ -287,6 +288,9 @@ class DuckLakeStore(DuckDBStore):
     database without them is refused (``TeamStoreMissingError``) and nothing is created there.
     """
 
+    #: the past snapshots this process has attached (time travel), made on first use
+    _snapshots: lake_snapshots.Snapshots | None = None
+
     def __init__(self, uri: str, password: str | None = None, create: bool = False) -> None:
         parts = parse_uri(uri)
         self.uri = uri
@@ -390,6 +394,24 @@ class DuckLakeStore(DuckDBStore):
         """How many writes the lake refused (kept in ``spool_rejects``)."""
         return self._read(lambda conn, _store: conn.execute(
             "SELECT count(*) FROM spool_rejects").fetchone()[0])
+
+    # time travel (lake_snapshots) ------------------------------------------------------------
+    def at(self, as_of) -> lake_snapshots.SnapshotStore:
+        """The team store as it was at ``as_of`` (datetime, ISO string or epoch ms), read-only."""
+        snapshots = self._snapshots
+        if snapshots is None:
+            lake: LakeConnections = self._connection  # type: ignore[assignment]
+            snapshots = self._snapshots = lake_snapshots.Snapshots(
+                lake.use, lambda: lake.libpq + (f" password={lake.password}"
+                                                if lake.password else ""), lake.data,
+                self.root, self.artifact_root)
+        return snapshots.at(as_of)
+
+    def close(self, merge_timeout: float | None = None) -> None:
+        """Close the snapshots this process opened, then the store."""
+        if self._snapshots is not None:
+            self._snapshots.close()
+        super().close(merge_timeout)
 
     def rebuild_index(self) -> None:
         """Recreate ``run_index`` from the normalised tables (one snapshot)."""
