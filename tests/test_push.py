@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pg_server import postgres_server  # noqa: F401  (a pytest fixture)
+from team_stores import open_team_store
 from tqdm import tqdm
 
 import nbtrack
@@ -27,6 +27,7 @@ from nbtrack.cli import main
 from nbtrack.entities import ViewType
 from nbtrack.interop import push as push_module
 from nbtrack.interop.push import KILL_AT_RUN, PushConflictError
+from nbtrack.store import registry
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -325,42 +326,13 @@ def test_a_push_killed_midway_and_run_again_loses_and_duplicates_nothing(client,
 
 
 # to the team store (slow: a real PostgreSQL catalog) -----------------------------------------
-OPEN_LAKE = """
-import inspect
-
-import nbtrack.tracking.client
-from nbtrack.store.ducklake_store import DuckLakeStore
-
-opened, embedded = {}, nbtrack.tracking.client.get_store
-# where opening a team store no longer creates one, the first opener here asks to
-CREATE = {"create": True} if "create" in inspect.signature(DuckLakeStore).parameters else {}
-
-
-def get_store(uri=None):
-    if str(uri).startswith("ducklake:"):
-        if str(uri) not in opened:
-            opened[str(uri)] = DuckLakeStore(str(uri), **CREATE)
-        return opened[str(uri)]
-    return embedded(uri)
-
-
-nbtrack.tracking.client.get_store = get_store
-"""
-
-
 @pytest.fixture
-def team_uri(postgres_server, tmp_path, monkeypatch):  # noqa: F811
-    """A team store URI whose Clients open a DuckLakeStore (until ducklake: URIs open)."""
-    database = postgres_server.create_database("lake")
-    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
-    namespace: dict = {}
-    exec(OPEN_LAKE, namespace)
-    monkeypatch.setattr(nbtrack.tracking.client, "get_store", namespace["get_store"])
-    yield (f"ducklake:postgresql://{postgres_server.user}@{postgres_server.host}:"
-           f"{postgres_server.port}/{database}?data={tmp_path}/lake-data"
-           f"&spool={tmp_path}/lake-local")
-    for store in namespace["opened"].values():
-        store.close()
+def team_uri(request, tmp_path, monkeypatch):
+    """The URI of a new team store of this test's own (a ``ducklake:`` URI opens it)."""
+    lake = open_team_store(request, tmp_path, monkeypatch)
+    yield lake.uri
+    registry.forget_stores()
+    lake.drop()
 
 
 @pytest.mark.slow
@@ -393,7 +365,7 @@ def test_a_push_to_the_team_store_killed_midway_resumes(client, tmp_path, team_u
         client.log_text(run_id, "x" * number, f"out/{number}.txt")
         client.set_terminated(run_id)
     client.flush()
-    script = OPEN_LAKE + (f"import nbtrack\nnbtrack.set_tracking_uri({client.tracking_uri!r})\n"
+    script = (f"import nbtrack\nnbtrack.set_tracking_uri({client.tracking_uri!r})\n"
                           f"print(nbtrack.push(to={team_uri!r}, show_progress=False))\n")
     environment = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

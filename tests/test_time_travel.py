@@ -6,33 +6,26 @@ Production), then asks as of the noted time and sees the old leaderboard and the
 
 from __future__ import annotations
 
-import inspect
 import time
 from datetime import datetime, timezone
 
 import pytest
-from pg_server import postgres_server  # noqa: F401  (a pytest fixture)
+from team_stores import open_team_store
 
 import nbtrack
 import nbtrack.tracking.client
-from nbtrack.store.ducklake_store import DuckLakeStore
+from nbtrack.store import registry
 from nbtrack.store.lake_snapshots import TimeTravelError, epoch_ms
 
 
 @pytest.fixture
-def lake(postgres_server, tmp_path, monkeypatch):  # noqa: F811
-    """A Client on a team store of its own (every Client of the test opens that store)."""
-    database = postgres_server.create_database("lake")
-    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
-    # where opening a team store no longer creates one, this test asks to
-    create = {"create": True} if "create" in inspect.signature(DuckLakeStore).parameters else {}
-    store = DuckLakeStore(
-        f"ducklake:postgresql://{postgres_server.user}@{postgres_server.host}:"
-        f"{postgres_server.port}/{database}?data={tmp_path}/lake-data&spool={tmp_path}/local",
-        **create)
-    monkeypatch.setattr(nbtrack.tracking.client, "get_store", lambda uri=None: store)
-    yield nbtrack.Client()
-    store.close()
+def lake(request, tmp_path, monkeypatch):
+    """A Client on a team store of this test's own."""
+    team = open_team_store(request, tmp_path, monkeypatch)
+    nbtrack.set_tracking_uri(team.uri)
+    yield nbtrack.Client(team.uri)
+    registry.forget_stores()
+    team.drop()
 
 
 def moment() -> int:
