@@ -145,8 +145,14 @@ def run_cell(page, code: str) -> str:
     return result["cell"]
 
 
-def _diagnostics(page) -> str:
-    return "\n".join(page.evaluate("() => [...vscodeHost.problems, ...vscodeHost.log]"))
+def shown(page, selector: str, timeout: float = 120_000) -> None:
+    """Wait until ``selector`` is in the page; fail at once, with the page's log, when the widget
+    manager reports a failure (a widget module not loaded, a view not rendered)."""
+    page.wait_for_function("s => document.querySelector(s) || vscodeHost.problems.length",
+                           arg=selector, timeout=timeout)
+    if page.query_selector(selector) is None:
+        pytest.fail(f"{selector} is not shown in VS Code's widget host:\n"
+                    + "\n".join(page.evaluate("() => [...vscodeHost.problems, ...vscodeHost.log]")))
 
 
 def _painted_names(widget) -> list[str]:
@@ -177,13 +183,7 @@ def test_the_compare_dashboard_in_vscode_widget_host(host):
     run_cell(host, TRACK)
     cell = run_cell(host, 'dash = nbtrack.compare("vscode")\ndash')
     widget = host.locator(f"#{cell} .nbtrack-compare")
-    try:
-        host.wait_for_function(
-            "id => document.querySelector(`#${id} .nbtrack-compare`)?.dataset.rows === '3'",
-            arg=cell, timeout=120_000)
-    except Exception:
-        pytest.fail("the dashboard did not show its rows in VS Code's widget host:\n"
-                    + _diagnostics(host))
+    shown(host, f"#{cell} .nbtrack-compare[data-rows='3']")
     assert widget.locator(".nbt-toolbar .nbt-status").inner_text() == "3 runs"
     assert sorted(_painted_names(widget)) == ["alpha", "bravo", "charlie"]
 
@@ -204,9 +204,7 @@ def test_the_compare_dashboard_in_vscode_widget_host(host):
     host.evaluate("() => globalThis[Symbol.for('nbtrack.frontends')].clear()")
     assert host.evaluate("() => vscodeHost.frontEnd") == {"asked": 0, "answers": 0, "bytes": 0}
     again = run_cell(host, "assert dash._nbtrack_bundle == b''\ndash")
-    host.wait_for_function(
-        "id => document.querySelector(`#${id} .nbtrack-compare`)?.dataset.rows === '3'",
-        arg=again, timeout=60_000)
+    shown(host, f"#{again} .nbtrack-compare[data-rows='3']")
     assert _painted_names(host.locator(f"#{again} .nbtrack-compare")) == [
         "bravo", "charlie", "alpha"]
     bundle = (ROOT / "nbtrack" / "static" / "compare.js").stat().st_size
@@ -232,11 +230,7 @@ def test_the_registry_dashboard_in_vscode_widget_host(host):
     run_cell(host, TRACK)
     cell = run_cell(host, REGISTRY)
     widget = host.locator(f"#{cell} .nbtrack-registry")
-    try:
-        widget.locator("tr.nbt-version").nth(2).wait_for(state="visible", timeout=120_000)
-    except Exception:
-        pytest.fail("the registry did not show its versions in VS Code's widget host:\n"
-                    + _diagnostics(host))
+    shown(host, f"#{cell} .nbtrack-registry tr.nbt-version[data-version='3']")
     rows = {row.get_attribute("data-version"): (row.locator("td").nth(2).inner_text(),
                                                 row.locator(".nbt-stage").inner_text())
             for row in widget.locator("tr.nbt-version").all()}
