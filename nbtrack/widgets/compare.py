@@ -32,6 +32,7 @@ class CompareWidget(FetchedFrontEnd):
     """Compare runs in a notebook. ``selected_run_ids`` holds the rows picked in the table."""
 
     frontend_module = "compare.js"  # fetched from the kernel once per page, never saved
+    extra_modules = ("charts.js",)  # plotly's charts, fetched when the Curves tab needs them
     _css = STATIC / "compare.css"
 
     experiment_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
