@@ -12,6 +12,9 @@ browser, on the page's own clock (``performance.now()``):
   kernel: from the Shift+Enter that runs ``nbtrack.compare("bench")`` to the first frame painted
   after the table's rows are in the page (target 1.5 s). The page has no front end yet: it
   arrives from the kernel with the widget. Each repeat is a new kernel and a new page;
+- where that time goes: when the kernel started the cell and when ``nbtrack.compare`` returned
+  the widget with its rows (the kernel's clock, the same machine's), and when the cell's output
+  became the widget's view in the page;
 - rows painted: the same for later dashboards of one page, which holds the front end already
   (target 1.5 s);
 - plot painted: the same, for the parallel-coordinates view (target 3 s);
@@ -66,6 +69,12 @@ PROBE = """
   const check = () => {
     const a = probe.armed;
     if (!a) return;
+    // the widget's view exists: the cell's output (shown once the kernel has made the widget
+    // and its rows) is in the page
+    if (a.rows !== undefined && probe.marks.view === undefined
+        && document.querySelector(".nbtrack-loading, .nbtrack-compare")) {
+      probe.marks.view = performance.now();
+    }
     const w = document.querySelector(".nbtrack-compare");
     if (!w) return;
     if (a.rows !== undefined && w.dataset.rows === String(a.rows)
@@ -113,8 +122,10 @@ LONGEST = """([from, to]) => Math.max(0, ...window.__nbtProbe.tasks
 def _notebook(path: Path) -> None:
     import nbformat
 
-    cells = [nbformat.v4.new_code_cell("import nbtrack"),
-             nbformat.v4.new_code_cell('w = nbtrack.compare("bench")\nw')]
+    # the dashboard's cell notes when the kernel started it and when the widget was made
+    cells = [nbformat.v4.new_code_cell("import time\nimport nbtrack"),
+             nbformat.v4.new_code_cell('started = time.time()\nw = nbtrack.compare("bench")\n'
+                                       'made = time.time()\nw')]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
@@ -191,12 +202,26 @@ def _import_nbtrack(page) -> None:
     page.wait_for_selector(".jp-Notebook .jp-Cell >> nth=0 >> .jp-InputPrompt:has-text('[1]')")
 
 
-def _open_dashboard(page, runs: int, fresh: bool = False) -> dict:
+def _kernel_times(kernel) -> tuple[float, float]:
+    """``started`` and ``made`` (epoch seconds) of the dashboard's cell, asked of its kernel."""
+    got: list[str] = []
+    kernel.execute_interactive("print(started, made)", timeout=60,
+                               output_hook=lambda msg: got.append(msg["content"].get("text", "")))
+    started, made = map(float, "".join(got).split())
+    return started, made
+
+
+def _open_dashboard(page, runs: int, fresh: bool = False, kernel=None) -> dict:
     """Run the dashboard's cell; the painted marks and the longest task meanwhile."""
     page.evaluate("() => document.querySelectorAll('.nbtrack-compare').forEach(e => e.remove())")
     page.evaluate(f"() => window.__nbtProbe.arm({{on: 'key', rows: {runs}, plot: true}})")
     _run_cell(page, 1)
     m = _marks(page, "rows", "plot")
+    if kernel is not None:  # the kernel's part: from Shift+Enter to the widget made
+        started, made = _kernel_times(kernel)
+        origin = page.evaluate("() => performance.timeOrigin")
+        m["kernel_started"] = started - (origin + m["start_ms"]) / 1000
+        m["kernel_made"] = made - (origin + m["start_ms"]) / 1000
     # the charts' bundle is fetched once the page is idle: its import is counted too (the
     # first dashboard of a page only; a front end without that bundle gives None)
     charts = page.evaluate(CHARTS_IMPORTED) if fresh else None
@@ -227,7 +252,11 @@ def measure_fresh(runs: int, repeats: int, store: Path | None = None) -> dict:
             session = _new_kernel(lab, session)
             page = _open(browser, lab, session["kernel"]["id"])
             _import_nbtrack(page)
-            opens.append(_open_dashboard(page, runs, fresh=True))
+            kernel = lab.kernel_client(session["kernel"]["id"])
+            try:
+                opens.append(_open_dashboard(page, runs, fresh=True, kernel=kernel))
+            finally:
+                kernel.stop_channels()
             page.context.close()
         browser.close()
     shutil.rmtree(scratch, ignore_errors=True)
@@ -235,6 +264,9 @@ def measure_fresh(runs: int, repeats: int, store: Path | None = None) -> dict:
             "rows_fresh": statistics.median(r["rows"] for r in opens),
             "rows_fresh_all": [r["rows"] for r in opens],
             "rows_fresh_dom": statistics.median(r["rows_dom"] for r in opens),
+            "view_fresh": statistics.median(r["view"] for r in opens),
+            "kernel_started_fresh": statistics.median(r["kernel_started"] for r in opens),
+            "kernel_made_fresh": statistics.median(r["kernel_made"] for r in opens),
             "plot_fresh": statistics.median(r["plot"] for r in opens),
             "charts_fresh": (None if any(r["charts"] is None for r in opens)
                              else statistics.median(r["charts"] for r in opens)),
@@ -326,6 +358,9 @@ def _report(r: dict, repeats: int) -> list[str]:
     print(f"  Arrow payload                         {r['payload_bytes'] / 1e6:8.2f} MB")
     if "rows_fresh" in r:
         print("  the first dashboard of a freshly loaded page (a new kernel each time):")
+        print(line("kernel started the cell, fresh page", r["kernel_started_fresh"]))
+        print(line("kernel made the widget, fresh page", r["kernel_made_fresh"]))
+        print(line("widget's view made, fresh page", r["view_fresh"]))
         print(line("rows in the DOM, fresh page", r["rows_fresh_dom"]))
         print(line("rows painted, fresh page", r["rows_fresh"], "rows_fresh"))
         print("    each: " + ", ".join(f"{v * 1000:.0f}" for v in r["rows_fresh_all"]) + " ms")
