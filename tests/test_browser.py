@@ -353,43 +353,51 @@ def test_a_widget_that_loses_its_kernel_keeps_its_data(page, front_end):
     widget.screenshot(path=str(SCREENSHOTS / "compare-widget-no-kernel.png"))
 
 
+def _started(client, msg_id: str) -> None:
+    """Wait until the kernel has started to run the request ``msg_id`` of ``client``."""
+    while True:
+        msg = client.get_iopub_msg(timeout=30)
+        if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == msg_id:
+            return
+
+
 CHART_NOTE = ("([i, pane]) => document.querySelectorAll('.nbtrack-compare')[i]"
               ".querySelector(`[data-pane=${pane}] .nbt-chart-note`)?.textContent ?? ''")
 
 
 @pytest.mark.parametrize("front_end", ["jupyterlab"])
 def test_charts_not_yet_fetched_say_why_in_their_tab(page, front_end):
-    """The charts' bundle not in the page: a busy kernel, then a dead one, say so in the tab."""
+    """The charts' bundle not yet in the page: the tab says it waits, and why it cannot come."""
     _run_all(page)
     page.locator(".nbtrack-compare").nth(1).wait_for(state="visible", timeout=180_000)
-    # the page fetched the charts' bundle when idle; forget it, as if it had not been in time
+    # the page fetches the charts' bundle once it is idle after the first rows
     charts = _bundle_id("charts.js")
     page.wait_for_function(f"() => ({FRONTENDS})().includes('{charts}')", timeout=60_000)
-    forget = f"() => globalThis[Symbol.for('nbtrack.frontends')].delete('{charts}')"
-    page.evaluate(forget)
+    page.evaluate(f"() => globalThis[Symbol.for('nbtrack.frontends')].get('{charts}').promise")
     widget = page.locator(".nbtrack-compare").nth(1)
+    # forget it, as if it had not come in time, and open a chart's tab in the same task (so
+    # that no fetch can slip in between)
+    forget_and_open = (
+        "([id, tab]) => { globalThis[Symbol.for('nbtrack.frontends')].delete(id);"
+        " document.querySelectorAll('.nbtrack-compare')[1]"
+        ".querySelector(`.nbt-tabs [data-tab=${tab}]`).click(); }")
 
-    # a busy kernel answers after its cell: the tab says why it waits, then draws
+    # a busy kernel answers after its cell: meanwhile the tab says it waits (and, past 8 s, why:
+    # "No answer from the kernel for the charts…"), then the chart is drawn
     client = page.lab.kernel_client(page.kernel_id)
     try:
-        client.execute("import time; time.sleep(14)")
-        widget.locator(".nbt-tabs [data-tab='curves']").click()
+        _started(client, client.execute("import time; time.sleep(10)"))
+        page.evaluate(forget_and_open, [charts, "curves"])
         assert page.evaluate(CHART_NOTE, [1, "curves"]) == "Loading the charts from the kernel…"
-        page.wait_for_function(f"() => ({CHART_NOTE})([1, 'curves']).startsWith('No answer')",
-                               timeout=20_000)
-        assert page.evaluate(CHART_NOTE, [1, "curves"]).startswith(
-            "No answer from the kernel for the charts (it is busy, or this output is no longer "
-            "connected to it)")
-        widget.locator(".nbt-curves").wait_for(state="attached", timeout=30_000)
+        widget.locator(".nbt-curves").wait_for(state="attached", timeout=40_000)
         assert page.evaluate(CHART_NOTE, [1, "curves"]) == ""
     finally:
         client.stop_channels()
 
     # a dead kernel: the other chart's tab says so at once
-    page.evaluate(forget)
     _kill_kernel(page.lab)
     page.get_by_role("dialog").get_by_role("button", name="Ok").click()  # "kernel died"
-    widget.locator(".nbt-tabs [data-tab='importance']").click()
+    page.evaluate(forget_and_open, [charts, "importance"])
     page.wait_for_function(f"() => ({CHART_NOTE})([1, 'importance']).includes('could not')")
     assert page.evaluate(CHART_NOTE, [1, "importance"]).startswith(
         "The charts could not be loaded: this output is no longer connected to its kernel")
