@@ -14,6 +14,7 @@ await build({
   entryPoints: {
     compare: "src/compare.js", live: "src/live.js", registry: "src/registry.js",
     loader: "src/loader.js", // the `_esm` that fetches a bundle from the kernel once per page
+    charts: "src/charts.js", // plotly's charts, fetched by the compare dashboard when needed
   },
   bundle: true,
   format: "esm",

@@ -195,9 +195,37 @@ def test_compare_widget_in_the_browser(page, front_end):
             assert block.locator("pre").count() == 0, title
             empty += 1
     assert empty > 0  # the notebook's runs share one cell: no lines differ
+    # the charts come in a bundle of their own (plotly), fetched from the kernel once per page
     widget.locator(".nbt-tabs [data-tab='curves']").click()
     widget.locator(".nbt-curves .main-svg").first.wait_for(state="visible")
     assert widget.locator(".nbt-curves .scatterlayer .trace").count() == 2
+    _check_painted(widget.locator(".nbt-curves .scatterlayer .trace path.js-line").first)
+    # the notebook asked for the importance of the params for metrics.rmse: two bars each
+    widget.locator(".nbt-tabs [data-tab='importance']").click()
+    importance = widget.locator(".nbt-pane[data-pane='importance']")
+    importance.locator(".main-svg").first.wait_for(state="visible")
+    assert importance.locator("select").input_value() == "metrics.rmse"
+    assert importance.locator(".barlayer .trace").count() == 2
+    assert importance.locator(".barlayer .point").count() >= 4  # 4 params, two bars each
+    _check_painted(importance.locator(".barlayer .point path").first)
+    assert widget.locator(".nbt-chart-note").count() == 0  # no "loading" note left behind
+    assert page.evaluate(FRONTENDS) == [_bundle_id("compare.js"), _bundle_id("charts.js")]
+
+
+FRONTENDS = "() => [...(globalThis[Symbol.for('nbtrack.frontends')]?.keys() ?? [])]"
+
+
+def _bundle_id(name: str) -> str:
+    """The id (name and content digest) of the bundle ``static/<name>``."""
+    from nbtrack.widgets.frontend import bundle
+
+    return bundle(name).id
+
+
+def _check_painted(shape) -> None:
+    """``shape`` (an SVG element of a chart) is laid out with a size: drawn, not blank."""
+    box = shape.bounding_box()
+    assert box is not None and box["width"] > 1 and box["height"] > 1, box
 
 
 def _settle(page) -> None:
@@ -323,6 +351,57 @@ def test_a_widget_that_loses_its_kernel_keeps_its_data(page, front_end):
     assert widget.get_attribute("data-rows") == "48"  # the last data stays
     assert widget.locator(".nbt-body-row").count() > 10
     widget.screenshot(path=str(SCREENSHOTS / "compare-widget-no-kernel.png"))
+
+
+def _started(client, msg_id: str) -> None:
+    """Wait until the kernel has started to run the request ``msg_id`` of ``client``."""
+    while True:
+        msg = client.get_iopub_msg(timeout=30)
+        if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == msg_id:
+            return
+
+
+CHART_NOTE = ("([i, pane]) => document.querySelectorAll('.nbtrack-compare')[i]"
+              ".querySelector(`[data-pane=${pane}] .nbt-chart-note`)?.textContent ?? ''")
+
+
+@pytest.mark.parametrize("front_end", ["jupyterlab"])
+def test_charts_not_yet_fetched_say_why_in_their_tab(page, front_end):
+    """The charts' bundle not yet in the page: the tab says it waits, and why it cannot come."""
+    _run_all(page)
+    page.locator(".nbtrack-compare").nth(1).wait_for(state="visible", timeout=180_000)
+    # the page fetches the charts' bundle once it is idle after the first rows
+    charts = _bundle_id("charts.js")
+    page.wait_for_function(f"() => ({FRONTENDS})().includes('{charts}')", timeout=60_000)
+    page.evaluate(f"() => globalThis[Symbol.for('nbtrack.frontends')].get('{charts}').promise")
+    widget = page.locator(".nbtrack-compare").nth(1)
+    # forget it, as if it had not come in time, and open a chart's tab in the same task (so
+    # that no fetch can slip in between)
+    forget_and_open = (
+        "([id, tab]) => { globalThis[Symbol.for('nbtrack.frontends')].delete(id);"
+        " document.querySelectorAll('.nbtrack-compare')[1]"
+        ".querySelector(`.nbt-tabs [data-tab=${tab}]`).click(); }")
+
+    # a busy kernel answers after its cell: meanwhile the tab says it waits (and, past 8 s, why:
+    # "No answer from the kernel for the charts…"), then the chart is drawn
+    client = page.lab.kernel_client(page.kernel_id)
+    try:
+        _started(client, client.execute("import time; time.sleep(10)"))
+        page.evaluate(forget_and_open, [charts, "curves"])
+        assert page.evaluate(CHART_NOTE, [1, "curves"]) == "Loading the charts from the kernel…"
+        widget.locator(".nbt-curves").wait_for(state="attached", timeout=40_000)
+        assert page.evaluate(CHART_NOTE, [1, "curves"]) == ""
+    finally:
+        client.stop_channels()
+
+    # a dead kernel: the other chart's tab says so at once
+    _kill_kernel(page.lab)
+    page.get_by_role("dialog").get_by_role("button", name="Ok").click()  # "kernel died"
+    page.evaluate(forget_and_open, [charts, "importance"])
+    page.wait_for_function(f"() => ({CHART_NOTE})([1, 'importance']).includes('could not')")
+    assert page.evaluate(CHART_NOTE, [1, "importance"]).startswith(
+        "The charts could not be loaded: this output is no longer connected to its kernel")
+    widget.screenshot(path=str(SCREENSHOTS / "compare-widget-charts-no-kernel.png"))
 
 
 MANY = 2_500  # more runs than the plot draws as lines

@@ -1,5 +1,9 @@
 """The compare widget's model: data as Arrow IPC, filtering and sorting in DuckDB, selection."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 import nbtrack
@@ -190,8 +194,6 @@ def test_importance_explains_when_there_is_too_little(taxi_runs):
 
 @pytest.mark.slow
 def test_auto_refresh_follows_other_processes(taxi_runs, store_dir):
-    import subprocess
-    import sys
     import time
 
     widget = nbtrack.compare("nyc-taxi", auto_refresh=True)
@@ -220,6 +222,25 @@ def test_text_fallback_keeps_the_first_rows(taxi_runs):
     assert lines[2].split()[:3] == ["run-1", "FINISHED", "3.9"]
     assert len(lines) == 6
     assert "... 2 more" in widget.snapshot_text(rows=2)
+
+
+def test_a_first_dashboard_does_not_wait_for_pandas(tmp_path):
+    """Making the widget and its output (text included) in a fresh process imports no pandas:
+    the page shows a kernel's first dashboard only once its output is sent."""
+    script = ("import sys, nbtrack\n"
+              "with nbtrack.start_run():\n"
+              "    nbtrack.log_metric('rmse', 0.5)\n"
+              "    nbtrack.log_param('lr', '0.1')\n"
+              "nbtrack.flush()\n"
+              "widget = nbtrack.compare('Default')\n"
+              "text = widget._repr_mimebundle_()[0]['text/plain']\n"
+              "assert text.splitlines()[2].split()[1:] == ['FINISHED', '0.5', '0.1'], text\n"
+              "assert 'pandas' not in sys.modules, 'pandas was imported'\n")
+    env = {**os.environ, "NBTRACK_TRACKING_URI": str(tmp_path / "store"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_new_order_is_marked_so_the_front_end_keeps_its_plot(taxi_runs):

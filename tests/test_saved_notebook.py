@@ -85,10 +85,13 @@ def test_three_dashboards_and_ten_tracked_cells_grow_the_notebook_by_under_300kb
     print(f"saved notebook: {before} bytes before running, {after} after "
           f"(+{after - before}); {len(models)} widget models, the largest {biggest} bytes")
     assert after - before < LIMIT
-    # the front end is fetched from the kernel, not stored: the bundle is in no widget's state
-    bundle = frontend.bundle("compare.js")
+    # the front end is fetched from the kernel, not stored: the bundles are in no widget's state
     assert all(len(s.get("_esm", "")) < 10_000 for s in compares)
-    assert not any(bundle.data[:200].decode() in json.dumps(s) for s in models.values())
+    for name in ("compare.js", "charts.js"):
+        bundle = frontend.bundle(name)
+        assert not any(bundle.data[:200].decode() in json.dumps(s) for s in models.values())
+    assert all(s["_nbtrack_extras"] == {"charts.js": frontend.bundle("charts.js").id}
+               for s in compares)
 
 
 # --- the same notebook in JupyterLab 4 and Notebook 7 (headless Chromium) ---------------------
@@ -127,7 +130,10 @@ def test_the_dashboards_work_in_the_browser_with_the_front_end_fetched_once(
     # both compare dashboards render from the one fetched bundle: 10 runs, then the 4 of the filter
     page.locator(".nbtrack-registry").first.wait_for(state="visible", timeout=300_000)
     page.wait_for_function(f"() => ({ROWS})(0) === '10' && ({ROWS})(1) === '4'")
-    assert page.evaluate(FRONTENDS) == [frontend.bundle("compare.js").id]
+    # and the charts' bundle, fetched once the page was idle: one of each per page
+    charts = frontend.bundle("charts.js").id
+    page.wait_for_function(f"() => ({FRONTENDS})().includes('{charts}')")
+    assert page.evaluate(FRONTENDS) == [frontend.bundle("compare.js").id, charts]
     assert page.locator(".nbtrack-loading").count() == 0
 
     # and they are live: a sort in the second one is answered by the kernel

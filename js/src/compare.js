@@ -1,8 +1,9 @@
-// The compare dashboard: an anywidget view over the CompareWidget model.
+// The compare dashboard: an anywidget view over the CompareWidget model. The Curves and
+// Importance charts (plotly) are in a bundle of their own, `charts.js`, fetched through
+// `loadBundle` (from the loader) when first shown, or when the page is idle after the rows.
 import { decodeTable } from "./arrow.js";
-import { createCurves } from "./curves.js";
 import { createDiff } from "./diffview.js";
-import { createImportance } from "./importanceview.js";
+import { lazyPanel } from "./lazypanel.js";
 import { nextOrder } from "./order.js";
 import { createParcoords } from "./parcoords.js";
 import { createTable } from "./table.js";
@@ -39,7 +40,15 @@ function tabs(el, onShow) {
   return { panes, show };
 }
 
-function render({ model, el }) {
+const CHARTS = "charts.js";
+
+/** Once the page is idle (never before the rows and the plot are painted), run `task`. */
+function whenIdle(task) {
+  if (globalThis.requestIdleCallback) return requestIdleCallback(task, { timeout: 10_000 });
+  return setTimeout(task, 1000);
+}
+
+function render({ model, el, loadBundle }) {
   el.classList.add("nbtrack-compare");
   const top = document.createElement("div");
   const body = document.createElement("div");
@@ -93,21 +102,27 @@ function render({ model, el }) {
     shownOnce = true;
   });
   const parcoords = createParcoords(panes.parcoords, { onBrush: (brush) => save("brush", brush) });
-  const curves = createCurves(panes.curves, { onMetric: (m) => save("curve_metric", m) });
+  const charts = () => (loadBundle ? loadBundle(CHARTS)
+    : Promise.reject(new Error("this page has no loader for the charts' bundle")));
+  const curves = lazyPanel(panes.curves, charts, (module, pane) => module.createCurves(pane, {
+    onMetric: (m) => save("curve_metric", m),
+  }));
   const diff = createDiff(panes.diff);
-  const importance = createImportance(panes.importance, {
-    onMetric: (m) => save("importance_metric", m),
-  });
+  const importance = lazyPanel(panes.importance, charts, (module, pane) =>
+    module.createImportance(pane, { onMetric: (m) => save("importance_metric", m) }));
+  let prefetch = null;
   const metrics = () => model.get("available_columns").filter((c) => c.startsWith("metrics."));
 
   function drawPanel(fresh) {
     const selected = model.get("selected_run_ids");
     if (active === "parcoords") parcoords.update(plotData, model.get("columns"), selected, fresh);
+    // the charts' bundle is fetched once the page is idle after the first draw
+    prefetch ??= whenIdle(() => charts().catch(() => {}));
     if (active === "curves") {
       const names = new Map();
       const ids = data.columns.run_id ?? [];
       ids.forEach((id, i) => names.set(id, data.columns.run_name[i]));
-      curves.update({ history: model.get("history"), names, available: metrics(),
+      curves.update({ history: decodeTable(model.get("history")), names, available: metrics(),
         chosen: model.get("curve_metric") });
     }
     if (active === "diff") diff.update(model.get("diff"));
@@ -172,6 +187,8 @@ function render({ model, el }) {
     kernel.stop();
     clearTimeout(panelTimer);
     cancelAnimationFrame(panelFrame);
+    if (globalThis.cancelIdleCallback) cancelIdleCallback(prefetch);
+    else clearTimeout(prefetch);
     parcoords.destroy();
     table.destroy();
   };

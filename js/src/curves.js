@@ -1,10 +1,12 @@
 // Metric history of the selected runs: step or time on x, smoothing, a log y axis.
-import { decodeTable } from "./arrow.js";
 import { getPlotly, purge } from "./plotly.js";
 import { seriesByRun, smooth } from "./smoothing.js";
 import { whenVisible } from "./visible.js";
 
-/** Build the curves panel in `el`; returns `{update(model)}`. */
+/**
+ * Build the curves panel in `el`; returns `{update(model)}`, where `model.history` is the
+ * decoded table of metric histories (step, timestamp, value by run).
+ */
 export function createCurves(el, { onMetric }) {
   const controls = document.createElement("div");
   controls.className = "nbt-controls";
@@ -30,10 +32,9 @@ export function createCurves(el, { onMetric }) {
 
   function draw() {
     if (!last) return;
-    const { history, names, available, chosen } = last;
+    const { history: data, names, available, chosen } = last;
     metric.replaceChildren(...available.map((name) => new Option(name.slice(8), name)));
     metric.value = chosen;
-    const data = decodeTable(history);
     if (data.numRows === 0) {
       purge(plot);
       note.textContent = "Select runs in the table to see their curves.";

@@ -1,10 +1,12 @@
-// The `_esm` of the large dashboards: a small module (1.5 KB) that fetches the front end (the
-// bundle named by the `_nbtrack_frontend` trait, e.g. "compare.js@3f2a…") from the kernel over
-// the widget's own message channel, once per page, instead of storing it in every widget's
-// saved state. While the cell that made the widget runs, the bundle also comes in the widget's
-// state (`_nbtrack_bundle`, emptied when the cell ends), so a first dashboard need not wait
-// for the kernel to be idle. It works wherever widgets talk to a kernel (JupyterLab, Notebook 7, VS Code,
-// Voilà) and imports the bundle the way anywidget imports `_esm`: from a blob URL.
+// The `_esm` of the large dashboards: a small module that fetches the front end (the bundle
+// named by the `_nbtrack_frontend` trait, e.g. "compare.js@3f2a…") from the kernel over the
+// widget's own message channel, once per page, instead of storing it in every widget's saved
+// state. While the cell that made the widget runs, that bundle also comes in the widget's state
+// (`_nbtrack_bundle`, emptied when the cell ends), so a first dashboard need not wait for the
+// kernel to be idle. Bundles needed later (`_nbtrack_extras`, e.g. the charts' plotly) are
+// fetched the same way when the front end first asks for them. It works wherever widgets talk
+// to a kernel (JupyterLab, Notebook 7, VS Code, Voilà) and imports a bundle the way anywidget
+// imports `_esm`: from a blob URL.
 
 const KIND = "nbtrack-frontend";
 const SLOW_MS = 8000; // then say why nothing shows yet
@@ -37,28 +39,28 @@ async function importBytes(bytes) {
 }
 
 /**
- * The bundle's module: from the page's cache, or asked of the kernel through `model`.
- * `load` turns the bytes into a module (tests pass their own).
+ * The module of bundle `id`: from the page's cache, from `pushed` bytes (the widget's state),
+ * or asked of the kernel through `model`. `load` turns the bytes into a module.
  */
-export function frontEnd(model, load = importBytes) {
-  const id = model.get("_nbtrack_frontend");
+function fetchBundle(model, id, pushed, load) {
   const shared = entry(id);
   if (shared.received) return shared.promise;
+  const forget = (error) => {
+    cache.delete(id); // a later widget may ask again
+    shared.reject(error);
+  };
   const accept = (bytes) => {
     shared.received = true;
-    load(bytes).then(shared.resolve, (error) => {
-      cache.delete(id); // a later widget may ask again
-      shared.reject(error);
-    });
+    load(bytes).then(shared.resolve, forget);
   };
-  // While the cell that made the widget runs, the bundle comes with the widget's state
-  const pushed = model.get("_nbtrack_bundle");
   if (pushed?.byteLength) {
     accept(pushed);
     return shared.promise;
   }
   const onMessage = (message, buffers) => {
-    if (message?.kind === KIND && message.id === id && !shared.received) accept(buffers[0]);
+    if (message?.kind !== KIND || message.id !== id || shared.received) return;
+    if (message.error) forget(new Error(message.error));
+    else accept(buffers[0]);
   };
   model.on("msg:custom", onMessage);
   // One widget asks; the others wait for its answer. Should none come (that widget's kernel is
@@ -66,7 +68,11 @@ export function frontEnd(model, load = importBytes) {
   const ask = () => {
     if (shared.received) return;
     shared.askedAt = Date.now();
-    model.send({ kind: KIND, id });
+    try {
+      model.send({ kind: KIND, id });
+    } catch (error) {
+      forget(new Error(`this output is no longer connected to its kernel (${error?.message})`));
+    }
   };
   const wait = (shared.askedAt ?? -Infinity) + RETRY_MS - Date.now();
   const timer = wait > 0 ? setTimeout(ask, wait) : (ask(), undefined);
@@ -75,6 +81,18 @@ export function frontEnd(model, load = importBytes) {
     model.off("msg:custom", onMessage);
   }).catch(() => {});
   return shared.promise;
+}
+
+/** The widget's front end: the module of its `_nbtrack_frontend` bundle. */
+export function frontEnd(model, load = importBytes) {
+  return fetchBundle(model, model.get("_nbtrack_frontend"), model.get("_nbtrack_bundle"), load);
+}
+
+/** The module of the widget's extra bundle `name` (e.g. "charts.js"), fetched on first use. */
+export function extraBundle(model, name, load = importBytes) {
+  const id = model.get("_nbtrack_extras")?.[name];
+  if (!id) return Promise.reject(new Error(`this widget has no bundle ${name}`));
+  return fetchBundle(model, id, undefined, load);
 }
 
 function initialize({ model }) {
@@ -101,7 +119,7 @@ async function render({ model, el }) {
   }
   note.remove();
   // the bundles define only render; an initialize would run once per view here
-  return module.default.render({ model, el });
+  return module.default.render({ model, el, loadBundle: (name) => extraBundle(model, name) });
 }
 
 export default { initialize, render };

@@ -1,19 +1,23 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { frontEnd } from "../src/loader.js";
+import { extraBundle, frontEnd } from "../src/loader.js";
 
 const KEY = Symbol.for("nbtrack.frontends");
 
 /** A widget model whose kernel answers (or not) the loader's request with the bundle's bytes. */
-function fakeModel(id, { answers = true, pushed = undefined } = {}) {
+function fakeModel(id, { answers = true, pushed = undefined, extras = {}, error = "" } = {}) {
   const handlers = new Set();
+  const state = { _nbtrack_frontend: id, _nbtrack_bundle: pushed, _nbtrack_extras: extras };
   const model = {
     sent: [],
-    get: (name) => ({ _nbtrack_frontend: id, _nbtrack_bundle: pushed })[name],
+    get: (name) => state[name],
     on: (event, handler) => event === "msg:custom" && handlers.add(handler),
     off: (event, handler) => handlers.delete(handler),
     send(message) {
       model.sent.push(message);
-      if (answers) {
+      if (error) {
+        queueMicrotask(() => handlers.forEach((h) => h({ kind: message.kind, id: message.id,
+          error }, [])));
+      } else if (answers) {
         const bytes = new TextEncoder().encode(`bundle ${message.id}`);
         queueMicrotask(() => handlers.forEach((h) => h({ kind: message.kind, id: message.id },
           [new DataView(bytes.buffer)])));
@@ -86,5 +90,30 @@ describe("loader", () => {
     const emptied = fakeModel("compare.js@fff", { pushed: new DataView(new ArrayBuffer(0)) });
     expect((await frontEnd(emptied, load)).default.text).toBe("bundle compare.js@fff");
     expect(emptied.sent).toHaveLength(1); // the cell had ended: asked of the kernel
+  });
+
+  it("fetches an extra bundle only when asked, by its own id, once per page", async () => {
+    const extras = { "charts.js": "charts.js@ggg" };
+    const bytes = new TextEncoder().encode("the core");
+    const model = fakeModel("compare.js@ggg", { pushed: new DataView(bytes.buffer), extras });
+    expect((await frontEnd(model, load)).default.text).toBe("the core");
+    expect(model.sent).toEqual([]); // the core came with the state; the charts are not asked
+    const [a, b] = await Promise.all([extraBundle(model, "charts.js", load),
+      extraBundle(fakeModel("compare.js@ggg", { extras }), "charts.js", load)]);
+    expect(a).toBe(b);
+    expect(a.default.text).toBe("bundle charts.js@ggg");
+    expect(model.sent).toEqual([{ kind: "nbtrack-frontend", id: "charts.js@ggg" }]);
+    const later = fakeModel("compare.js@ggg", { extras });
+    expect(await extraBundle(later, "charts.js", load)).toBe(a);
+    expect(later.sent).toEqual([]);
+  });
+
+  it("an extra bundle the kernel cannot give is an error, and can be asked for again", async () => {
+    const extras = { "charts.js": "charts.js@hhh" };
+    const refused = fakeModel("compare.js@hhh", { extras, error: "no bundle 'charts.js'" });
+    await expect(extraBundle(refused, "charts.js", load)).rejects.toThrow("no bundle 'charts.js'");
+    const retry = fakeModel("compare.js@hhh", { extras });
+    expect((await extraBundle(retry, "charts.js", load)).default.text).toBe("bundle charts.js@hhh");
+    await expect(extraBundle(retry, "plots.js", load)).rejects.toThrow("no bundle plots.js");
   });
 });

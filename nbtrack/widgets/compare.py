@@ -32,6 +32,7 @@ class CompareWidget(FetchedFrontEnd):
     """Compare runs in a notebook. ``selected_run_ids`` holds the rows picked in the table."""
 
     frontend_module = "compare.js"  # fetched from the kernel once per page, never saved
+    extra_modules = ("charts.js",)  # plotly's charts, fetched when the Curves tab needs them
     _css = STATIC / "compare.css"
 
     experiment_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -220,10 +221,26 @@ class CompareWidget(FetchedFrontEnd):
             return repr(self)
         table = from_ipc(self.table).slice(0, rows)
         shown = ["run_name", "status", *self.columns[:5]]
-        frame = table.select([c for c in shown if c in table.column_names]).to_pandas()
-        more = f"\n... {self.total_count - len(frame):,} more" if self.total_count > len(
-            frame) else ""
-        return f"{self!r}\n{frame.to_string(index=False)}{more}"
+        table = table.select([c for c in shown if c in table.column_names])
+        more = f"\n... {self.total_count - len(table):,} more" if self.total_count > len(
+            table) else ""
+        return f"{self!r}\n{_text_table(table)}{more}"
+
+
+def _text_table(table) -> str:
+    """An Arrow table as text, its columns right-aligned under their names.
+
+    Plain Python rather than pandas: the first dashboard of a kernel would otherwise wait for
+    pandas to import (half a second on a busy machine) before the page could show it.
+    """
+    cells = {name: ["" if value is None else f"{value:.6g}" if isinstance(value, float)
+                    else str(value) for value in table.column(name).to_pylist()]
+             for name in table.column_names}
+    widths = {name: max([len(name), *map(len, values)]) for name, values in cells.items()}
+    lines = [" ".join(name.rjust(widths[name]) for name in cells)]
+    lines += [" ".join(cells[name][row].rjust(widths[name]) for name in cells)
+              for row in range(table.num_rows)]
+    return "\n".join(lines)
 
 
 def compare(experiment: str | list[str] | None = None, filter: str = "",

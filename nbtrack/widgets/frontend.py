@@ -13,6 +13,10 @@ even fetching its front end. So while the cell that makes the widget runs, the b
 in the widget's state (``_nbtrack_bundle``, a binary buffer): the page parses it while the
 kernel still computes the rows. The cell's end empties it, before a notebook keeps the state.
 
+What the first paint does not need stays out of that bundle: ``extra_modules`` (the compare
+dashboard's ``charts.js``, plotly's megabyte) are named in ``_nbtrack_extras`` by their ids and
+fetched the same way, once per page, when the front end first asks for them.
+
 Why the kernel, and not the Jupyter server's static files? The kernel is there wherever widgets
 work (JupyterLab, Notebook 7, VS Code, Voilà), while a server route or labextension exists in
 only some of them. The cost: a saved notebook opened without running it shows the widget's text
@@ -52,13 +56,17 @@ def bundle(name: str) -> Bundle:
 class FetchedFrontEnd(anywidget.AnyWidget):
     """An anywidget whose front end (``frontend_module`` in ``static/``) the page fetches once.
 
-    Subclasses set ``frontend_module`` (e.g. ``"compare.js"``) and ``_css`` as usual; any other
-    custom messages they handle with ``on_msg`` are untouched.
+    Subclasses set ``frontend_module`` (e.g. ``"compare.js"``), the bundles it may fetch later
+    (``extra_modules``) and ``_css`` as usual; any other custom messages they handle with
+    ``on_msg`` are untouched.
     """
 
     frontend_module = ""
+    extra_modules: tuple[str, ...] = ()
     _esm = LOADER
     _nbtrack_frontend = traitlets.Unicode("").tag(sync=True)
+    #: the ids of ``extra_modules`` by name, e.g. ``{"charts.js": "charts.js@3f2a…"}``
+    _nbtrack_extras = traitlets.Dict().tag(sync=True)
     #: the bundle itself, only while the cell that made the widget runs (see ``__init__``)
     _nbtrack_bundle = traitlets.Bytes(b"").tag(sync=True)
 
@@ -84,10 +92,22 @@ class FetchedFrontEnd(anywidget.AnyWidget):
     def _default_frontend(self) -> str:
         return bundle(self.frontend_module).id
 
+    @traitlets.default("_nbtrack_extras")
+    def _default_extras(self) -> dict[str, str]:
+        return {name: bundle(name).id for name in self.extra_modules}
+
     def _send_frontend(self, _widget, content, _buffers) -> None:
-        if isinstance(content, dict) and content.get("kind") == KIND:
-            found = bundle(self.frontend_module)
-            self.send({"kind": KIND, "id": found.id}, buffers=[found.data])
+        """Answer the page's request for one of this widget's bundles, named by its id."""
+        if not (isinstance(content, dict) and content.get("kind") == KIND):
+            return
+        asked = str(content.get("id", ""))
+        name = asked.partition("@")[0]
+        if name not in (self.frontend_module, *self.extra_modules):
+            self.send({"kind": KIND, "id": asked,
+                       "error": f"this widget has no bundle {name!r}: run its cell again"})
+            return
+        found = bundle(name)
+        self.send({"kind": KIND, "id": found.id}, buffers=[found.data])
 
 
 def _shell():
