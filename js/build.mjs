@@ -24,7 +24,9 @@ await build({
   outdir: out,
   logLevel: "warning",
   loader: { ".css": "empty" }, // plotly's optional map styles: not used
-  define: { global: "globalThis" },
+  // a page with an AMD loader (VS Code's widget host has requirejs) must not make bundled UMD
+  // modules (d3 inside plotly) register with it instead of exporting: no `define` in bundles
+  define: { global: "globalThis", define: "undefined" },
 });
 for (const name of ["compare.css", "live.css", "registry.css"]) copyFileSync(`src/${name}`, join(out, name));
 

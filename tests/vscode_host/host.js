@@ -17,7 +17,8 @@ let kernel;
 let manager;
 let cellCount = 0;
 let currentCell;
-const frontEnd = { asked: 0, answers: 0, bytes: 0 }; // nbtrack's bundle over a widget's comm
+// nbtrack's bundles over a widget's comm, by bundle name ("compare.js", "charts.js")
+const frontEnd = {};
 
 function note(message) {
   log.push(`${new Date().toISOString().slice(11, 23)} ${message}`);
@@ -91,11 +92,13 @@ function onAnyMessage(_, { msg, direction }) {
   const data = msg.content?.data; // a widget's custom message: {method: "custom", content}
   if (msg.header.msg_type !== "comm_msg" || data?.method !== "custom" ||
       data.content?.kind !== "nbtrack-frontend") return;
+  const name = String(data.content.id ?? "").split("@")[0];
+  const counts = (frontEnd[name] ??= { asked: 0, answers: 0, bytes: 0 });
   if (direction === "send") {
-    frontEnd.asked += 1;
+    counts.asked += 1;
   } else {
-    frontEnd.answers += 1;
-    frontEnd.bytes += (msg.buffers ?? []).reduce((sum, b) => sum + b.byteLength, 0);
+    counts.answers += 1;
+    counts.bytes += (msg.buffers ?? []).reduce((sum, b) => sum + b.byteLength, 0);
   }
 }
 
