@@ -50,6 +50,8 @@ NOT_RUN = {
     "runs delete": "needs run ids; run below with ids from the store",
     "runs restore": "needs run ids; run below with ids from the store",
     "nbtrack ui": "starts a server until Ctrl-C; tests/test_ui.py covers it",
+    "nbtrack team": "needs a PostgreSQL server; tests/test_team_roles.py covers it",
+    "nbtrack push": "needs a team store; tests/test_push.py covers it",
 }
 
 
