@@ -39,6 +39,7 @@ from nbtrack.exceptions import NbtrackError, NotAStoreError, StoreVersionError
 from nbtrack.store import lake_extensions, lake_sql, run_index, sandbox, schema
 from nbtrack.store.duckdb_store import DuckDBStore
 from nbtrack.store.experiments import ARTIFACTS_DIR
+from nbtrack.store.lake_registry import LakeRegistryMixin
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.write_path import WritePath
 
@@ -82,8 +83,8 @@ def _retried(name: str):
     def call(self, *args, **kwargs):
         attempt = 0
         while True:
-            try:
-                return method(self, *args, **kwargs)
+            try:  # the next class's method in DuckLakeStore's MRO (its mixins come first)
+                return getattr(super(DuckLakeStore, self), name)(*args, **kwargs)
             except Exception as exc:
                 attempt += 1
                 if not lake_sql.is_conflict(exc) or attempt >= CONFLICT_TRIES:
@@ -253,7 +254,7 @@ class LakeConnections:
         self.lock.forget()
 
 
-class DuckLakeStore(DuckDBStore):
+class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
     """The team store: the embedded store's operations on a DuckLake (phase 1, see above)."""
 
     def __init__(self, uri: str, password: str | None = None) -> None:
@@ -265,7 +266,7 @@ class DuckLakeStore(DuckDBStore):
         self.artifact_root.mkdir(exist_ok=True)
         Path(parts["data"]).mkdir(parents=True, exist_ok=True)
         self._connection = LakeConnections(  # type: ignore[assignment]
-            parts["libpq"], parts["data"], self.root, self._prepare_lake, password)
+            parts["libpq"], parts["data"], self.root, self._open_lake, password)
         self.db_path = self._connection.db_path
         self.sync_writes = os.environ.get("NBTRACK_SYNC_WRITES", "").lower() in ("1", "true")
         self._writes = WritePath(self.root, self._connection,

@@ -1,0 +1,374 @@
+"""The team store's guarded registry state, and the PostgreSQL role behind every change.
+
+A DuckLake commit touches the same catalog tables whether it logs a metric or moves a version to
+Production, so PostgreSQL's table grants cannot tell those apart. The registry's *mutable* state
+(which stage a version is in, where an alias points) is therefore kept out of the lake, in
+ordinary PostgreSQL tables beside its catalog (schema ``nbtrack_registry``): two append-only
+logs, ``stage_changes`` and ``alias_changes``, whose newest row per version or alias is the
+current state (views ``current_stages`` and ``current_aliases``). A trigger stamps every row
+with ``current_user`` and the time, so the logs are also the registry's audit trail of who
+moved what. ``nbtrack team init`` adds the grants and row-level security that decide who may
+append what (see ``nbtrack.team.roles``); here the store only reads and appends.
+
+The lake's own ``model_versions.stage`` column and ``model_aliases`` table are never trusted:
+reads see them through temporary views that take the stage and the aliases from PostgreSQL
+(``_guarded_reads``), so a client that skips nbtrack and rewrites them in the lake changes
+nothing that nbtrack shows. Rows are keyed by the version's creation time too, so a version
+number reused after a deletion does not inherit the old version's stage or aliases.
+
+The statements reach PostgreSQL through the connection DuckLake already holds to its catalog
+(``postgres_execute``/``postgres_query`` on ``__ducklake_metadata_lake``), inside the lake's
+transaction: an error rolls both back. A lake commit refused as a conflict does *not* undo
+what was appended (measured), so appends are made only when they change the current state, and
+a retried change adds no second row.
+
+Runs and registry events record the role as their user (``create_run``, ``_event``), and the
+``mlflow.user`` of a run on the team store cannot be changed afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import replace
+
+from nbtrack.entities import ModelVersion, check_stage
+from nbtrack.exceptions import InvalidValueError, NotFoundError
+from nbtrack.store.lake_sql import CATALOG, LakePermissionError
+
+#: DuckLake's own attachment of the catalog database (the postgres extension's name for it)
+METADATA = f"__ducklake_metadata_{CATALOG}"
+#: the PostgreSQL schema of the guarded registry state
+SCHEMA = "nbtrack_registry"
+#: the guarded tables, views and audit trigger; each statement is safe to run again
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.stage_changes (
+    change_id bigserial PRIMARY KEY,
+    name text NOT NULL,
+    version integer NOT NULL,
+    version_created bigint NOT NULL,
+    stage text NOT NULL CHECK (stage IN ('None', 'Staging', 'Production', 'Archived')),
+    changed_by text NOT NULL,
+    changed_at timestamptz NOT NULL,
+    comment text
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.alias_changes (
+    change_id bigserial PRIMARY KEY,
+    name text NOT NULL,
+    alias text NOT NULL,
+    version integer,
+    version_created bigint,
+    changed_by text NOT NULL,
+    changed_at timestamptz NOT NULL
+);
+CREATE OR REPLACE FUNCTION {SCHEMA}.stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.changed_by := current_user;
+    NEW.changed_at := clock_timestamp();
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER stamp BEFORE INSERT ON {SCHEMA}.stage_changes
+    FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.stamp();
+CREATE OR REPLACE TRIGGER stamp BEFORE INSERT ON {SCHEMA}.alias_changes
+    FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.stamp();
+CREATE OR REPLACE VIEW {SCHEMA}.current_stages AS
+    SELECT DISTINCT ON (name, version, version_created)
+           name, version, version_created, stage, changed_by, changed_at
+    FROM {SCHEMA}.stage_changes ORDER BY name, version, version_created, change_id DESC;
+CREATE OR REPLACE VIEW {SCHEMA}.current_aliases AS
+    SELECT name, alias, version, version_created, changed_by, changed_at FROM (
+        SELECT DISTINCT ON (name, alias) * FROM {SCHEMA}.alias_changes
+        ORDER BY name, alias, change_id DESC) newest
+    WHERE version IS NOT NULL;
+ALTER TABLE {SCHEMA}.stage_changes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {SCHEMA}.alias_changes ENABLE ROW LEVEL SECURITY
+"""
+#: what PostgreSQL says when a role lacks a right: a grant, or a row-level security policy
+_REFUSAL = re.compile(r"(permission denied for [^\n\"]+|new row violates row-level security "
+                      r"policy for table \"?\w+\"?)")
+#: the missing right, in words, for what row-level security refuses
+_WHY = {
+    "stage_changes": "moving a version into or out of Production needs membership in "
+                     "nbtrack_maintainer",
+    "alias_changes": "changing aliases needs membership in nbtrack_maintainer",
+}
+_STAGES_SQL = f"SELECT name, version, version_created, stage FROM {SCHEMA}.current_stages"
+_ALIASES_SQL = f"SELECT name, alias, version, version_created FROM {SCHEMA}.current_aliases"
+
+
+def literal(value) -> str:
+    """``value`` as a PostgreSQL literal (``NULL``, a number, or a quoted string)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def refused(exc: BaseException) -> LakePermissionError | None:
+    """The ``LakePermissionError`` for a PostgreSQL refusal inside a DuckDB error, if it is one."""
+    match = _REFUSAL.search(str(exc))
+    if match is None:
+        return None
+    reason = match.group(1).strip()
+    table = next((t for t in _WHY if t in reason), None)
+    why = f" ({_WHY[table]})" if table and "row-level" in reason else ""
+    return LakePermissionError(
+        f"PostgreSQL refused this change to the team store: {reason}{why}. Nothing of it was "
+        "applied. Your PostgreSQL role lacks that right; ask the team's admin "
+        "(nbtrack team grant USER ROLE).")
+
+
+class LakeRegistryMixin:
+    """Stages and aliases kept in PostgreSQL, and the role recorded; put before DuckDBStore."""
+
+    #: the PostgreSQL role this store connects as (``current_user``), known once connected
+    role: str | None = None
+
+    # connecting ---------------------------------------------------------------------------------
+    def _open_lake(self, conn) -> None:
+        """On connecting: the lake's tables (``_prepare_lake``), then the role and the state."""
+        self._prepare_lake(conn)  # type: ignore[attr-defined]
+        (self.role,) = conn.execute(
+            "SELECT * FROM postgres_query(?, 'SELECT current_user::text')", [METADATA]).fetchone()
+        (present,) = conn.execute(
+            "SELECT * FROM postgres_query(?, 'SELECT EXISTS (SELECT 1 FROM pg_class c JOIN "
+            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ''" + SCHEMA
+            + "'' AND c.relname = ''alias_changes'')')", [METADATA]).fetchone()
+        if not present:  # a lake made without `nbtrack team init`: its owner's, no roles yet
+            self._pg_execute(conn, DDL)
+
+    @staticmethod
+    def _pg_execute(conn, sql: str) -> None:
+        try:
+            conn.execute("CALL postgres_execute(?, ?)", [METADATA, sql])
+        except Exception as exc:
+            error = refused(exc)
+            if error is not None:
+                raise error from exc
+            raise
+
+    @staticmethod
+    def _pg_rows(conn, sql: str) -> list[tuple]:
+        return conn.execute("SELECT * FROM postgres_query(?, ?)", [METADATA, sql]).fetchall()
+
+    # the role as the user of runs and events -------------------------------------------------
+    def create_run(self, run) -> None:
+        """Record a new run, made by this store's PostgreSQL role whatever ``user_id`` says."""
+        self._connected()
+        super().create_run(replace(run, user_id=self.role))  # type: ignore[misc]
+
+    def set_run_attributes(self, run_id: str, attributes) -> None:
+        """As the embedded store's, but a run's user (``mlflow.user``) is fixed: its role."""
+        if "user_id" in attributes:
+            raise InvalidValueError(
+                "On the team store a run's mlflow.user is the PostgreSQL role that made it; "
+                "it cannot be changed. Use another tag for a person's name.")
+        super().set_run_attributes(run_id, attributes)  # type: ignore[misc]
+
+    def _connected(self) -> None:
+        if self.role is None:
+            with self._connection.use():  # type: ignore[attr-defined]
+                pass
+
+    def _event(self, conn, action: str, name: str, version: int | None = None,
+               field: str | None = None, from_value=None, to_value=None,
+               comment: str | None = None) -> None:
+        """Append to the lake's ``registry_events``, as this store's PostgreSQL role.
+
+        A new version's own ``user_id`` is set to the role here too: the event is written in
+        the transaction that inserted the version, right after it.
+        """
+        from nbtrack.clock import now_ms
+
+        if action == "create_version":
+            conn.execute("UPDATE model_versions SET user_id = ? WHERE name = ? AND version = ?",
+                         [self.role, name, version])
+
+        conn.execute(
+            "INSERT INTO registry_events SELECT coalesce(max(event_id), 0) + 1, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ? FROM registry_events",
+            [now_ms(), self.role, action, name, version, field,
+             None if from_value is None else str(from_value),
+             None if to_value is None else str(to_value), comment])
+
+    # reads: the lake's stage and aliases replaced by PostgreSQL's --------------------------------
+    @contextmanager
+    def _guarded_reads(self):
+        """Within: ``model_versions`` and ``model_aliases`` show the guarded state."""
+        with self._connection.use() as conn:
+            conn.execute(
+                "CREATE OR REPLACE TEMP VIEW model_versions AS SELECT v.* REPLACE "
+                "(coalesce(s.stage, 'None') AS stage) FROM lake.main.model_versions v LEFT JOIN "
+                f"postgres_query('{METADATA}', '{_STAGES_SQL}') s ON s.name = v.name AND "
+                "s.version = v.version AND s.version_created = v.creation_time")
+            conn.execute(
+                "CREATE OR REPLACE TEMP VIEW model_aliases AS SELECT a.name, a.alias, a.version "
+                f"FROM postgres_query('{METADATA}', '{_ALIASES_SQL}') a JOIN "
+                "lake.main.model_versions v ON v.name = a.name AND v.version = a.version AND "
+                "v.creation_time = a.version_created")
+            try:
+                yield conn
+            finally:
+                conn.execute("DROP VIEW IF EXISTS temp.main.model_versions")
+                conn.execute("DROP VIEW IF EXISTS temp.main.model_aliases")
+
+    def get_registered_model(self, name: str):
+        """A registered model, with the aliases and stages PostgreSQL keeps."""
+        with self._guarded_reads():
+            return super().get_registered_model(name)  # type: ignore[misc]
+
+    def search_registered_models(self, filter_string, max_results, order_by):
+        """Registered models, with the guarded stages and aliases."""
+        with self._guarded_reads():
+            return super().search_registered_models(
+                filter_string, max_results, order_by)
+
+    def get_model_version(self, name: str, version) -> ModelVersion:
+        """One version, with its guarded stage and aliases."""
+        with self._guarded_reads():
+            return super().get_model_version(name, version)  # type: ignore[misc]
+
+    def search_model_versions(self, filter_string, max_results, order_by):
+        """Versions (``current_stage`` filters test the guarded stage)."""
+        with self._guarded_reads():
+            return super().search_model_versions(
+                filter_string, max_results, order_by)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points at, as PostgreSQL keeps it."""
+        with self._guarded_reads():
+            return super().get_model_version_by_alias(name, alias)  # type: ignore[misc]
+
+    def get_latest_versions(self, name: str, stages=None):
+        """The newest version in each guarded stage."""
+        with self._guarded_reads():
+            return super().get_latest_versions(name, stages)  # type: ignore[misc]
+
+    # changes: appended to PostgreSQL's logs ------------------------------------------------------
+    def _created(self, conn, name: str, version) -> tuple[int, int]:
+        """``(number, creation time)`` of an existing version (NotFoundError otherwise)."""
+        number = self._require_version(conn, name, version)  # type: ignore[attr-defined]
+        (created,) = conn.execute("SELECT creation_time FROM lake.main.model_versions WHERE "
+                                  "name = ? AND version = ?", [name, number]).fetchone()
+        return number, int(created)
+
+    def _stage_of(self, conn, name: str, number: int, created: int) -> str:
+        rows = self._pg_rows(conn, f"{_STAGES_SQL} WHERE name = {literal(name)} AND version = "
+                                   f"{number} AND version_created = {created}")
+        return rows[0][3] if rows else "None"
+
+    def _set_stage(self, conn, name: str, number: int, created: int, stage: str,
+                   comment: str | None = None) -> str:
+        """Append the stage unless it is the current one; return the one it replaced."""
+        old = self._stage_of(conn, name, number, created)
+        if old != stage:
+            self._pg_execute(conn, (
+                f"INSERT INTO {SCHEMA}.stage_changes (name, version, version_created, stage, "
+                f"comment) VALUES ({literal(name)}, {number}, {created}, {literal(stage)}, "
+                f"{literal(comment)})"))
+        return old
+
+    def _set_alias(self, conn, name: str, alias: str, number: int | None,
+                   created: int | None) -> None:
+        self._pg_execute(conn, (
+            f"INSERT INTO {SCHEMA}.alias_changes (name, alias, version, version_created) "
+            f"VALUES ({literal(name)}, {literal(alias)}, {literal(number)}, {literal(created)})"))
+
+    def _alias_of(self, conn, name: str, alias: str) -> tuple[int, int] | None:
+        rows = self._pg_rows(conn, f"{_ALIASES_SQL} WHERE name = {literal(name)} AND alias = "
+                                   f"{literal(alias)}")
+        return (int(rows[0][2]), int(rows[0][3])) if rows else None
+
+    def transition_model_version_stage(self, name: str, version, stage: str,
+                                       archive_existing_versions: bool = False,
+                                       comment: str | None = None) -> ModelVersion:
+        """Move a version to a stage (PostgreSQL decides whether this role may)."""
+        stage = check_stage(stage)
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+            number, created = self._created(conn, name, version)
+            if archive_existing_versions and stage in ("Staging", "Production"):
+                others = self._pg_rows(conn, (
+                    f"{_STAGES_SQL} WHERE name = {literal(name)} AND stage = {literal(stage)} "
+                    f"AND NOT (version = {number} AND version_created = {created}) "
+                    "ORDER BY version"))
+                live = {(n, c) for n, c in conn.execute(
+                    "SELECT version, creation_time FROM lake.main.model_versions WHERE name = ?",
+                    [name]).fetchall()}
+                for _, other, other_created, _ in others:
+                    if (other, other_created) not in live:
+                        continue
+                    self._set_stage(conn, name, other, other_created, "Archived",
+                                    f"archived as version {number} entered {stage}")
+                    self._event(conn, "transition_stage", name, other, "stage", stage,
+                                "Archived", f"archived as version {number} entered {stage}")
+            old = self._set_stage(conn, name, number, created, stage, comment)
+            self._event(conn, "transition_stage", name, number, "stage", old, stage, comment)
+        return self.get_model_version(name, number)
+
+    def set_registered_model_alias(self, name: str, alias: str, version) -> None:
+        """Point ``alias`` at a version (PostgreSQL decides whether this role may)."""
+        reserved = alias.lower() == "latest" or (alias[:1] in "vV" and alias[1:].isdigit()) \
+            if isinstance(alias, str) else True
+        if reserved or not alias.strip():
+            raise InvalidValueError(f"{alias!r} cannot be an alias: use a name such as "
+                                    "'champion' (not 'latest' or 'v3').")
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+            number, created = self._created(conn, name, version)
+            old = self._alias_of(conn, name, alias)
+            if old != (number, created):
+                self._set_alias(conn, name, alias, number, created)
+            self._event(conn, "set_alias", name, number, f"aliases.{alias}",
+                        old[0] if old else None, number)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        """Remove an alias (PostgreSQL decides whether this role may)."""
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+            old = self._alias_of(conn, name, alias)
+            if old is None:
+                self._require_model(conn, name)  # type: ignore[attr-defined]
+                raise NotFoundError(f"Registered model {name!r} has no alias {alias!r}.")
+            self._set_alias(conn, name, alias, None, None)
+            self._event(conn, "delete_alias", name, old[0], f"aliases.{alias}", old[0], None)
+
+    def delete_model_version(self, name: str, version) -> None:
+        """Delete a version; one in a stage or with aliases is first cleared in PostgreSQL."""
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+            number, created = self._created(conn, name, version)
+            self._set_stage(conn, name, number, created, "None", "version deleted")
+            for alias, at, at_created in [(r[1], r[2], r[3]) for r in self._pg_rows(
+                    conn, f"{_ALIASES_SQL} WHERE name = {literal(name)}")]:
+                if (at, at_created) == (number, created):
+                    self._set_alias(conn, name, alias, None, None)
+        super().delete_model_version(name, number)  # type: ignore[misc]
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a model; its versions' stages and aliases are first cleared in PostgreSQL."""
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+            self._require_model(conn, name)  # type: ignore[attr-defined]
+            live = {(n, c) for n, c in conn.execute(
+                "SELECT version, creation_time FROM lake.main.model_versions WHERE name = ?",
+                [name]).fetchall()}
+            for _, number, created, stage in self._pg_rows(
+                    conn, f"{_STAGES_SQL} WHERE name = {literal(name)}"):
+                if stage != "None" and (number, created) in live:
+                    self._set_stage(conn, name, number, created, "None", "model deleted")
+            for alias in [r[1] for r in self._pg_rows(
+                    conn, f"{_ALIASES_SQL} WHERE name = {literal(name)}")]:
+                self._set_alias(conn, name, alias, None, None)
+        super().delete_registered_model(name)  # type: ignore[misc]
+
+    def rename_registered_model(self, name: str, new_name: str) -> None:
+        """Rename a model; its stages and aliases move with it (as the rights allow)."""
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+            self._require_model(conn, name)  # type: ignore[attr-defined]
+            for _, number, created, stage in self._pg_rows(
+                    conn, f"{_STAGES_SQL} WHERE name = {literal(name)}"):
+                if stage != "None":
+                    self._set_stage(conn, new_name, number, created, stage,
+                                    f"renamed from {name}")
+            for _, alias, number, created in self._pg_rows(
+                    conn, f"{_ALIASES_SQL} WHERE name = {literal(name)}"):
+                self._set_alias(conn, new_name, alias, number, created)
+        super().rename_registered_model(name, new_name)  # type: ignore[misc]
