@@ -337,3 +337,21 @@ def test_a_maintainer_moves_production_and_aliases_and_is_recorded(team):
             "create_version", "transition_stage", "set_alias", "delete_alias"}
     finally:
         store.close()
+
+
+# the machines' shared spool offsets ---------------------------------------------------------------
+def test_a_machine_opening_the_lake_leaves_the_other_machines_offsets(team):
+    """A store's open tidies its own spool only: it once deleted every other machine's merged
+    offsets, so a reader could not open the lake, and a live machine merged its segment again
+    from the start (11 points where 6 were logged)."""
+    first = team.store("writer")
+    try:
+        run_id = new_run(first, "0", "offsets-run")
+        for step in range(1, 5):
+            first.add_metric(run_id, "loss", 0.1 * step, step, 10 + step)
+        assert len(first.get_metric_history(run_id, "loss")) == 5
+        team.store("reader").close()  # another machine opens the lake, and goes
+        first.add_metric(run_id, "loss", 0.9, 9, 99)
+        assert len(first.get_metric_history(run_id, "loss")) == 6
+    finally:
+        first.close()
