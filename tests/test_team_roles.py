@@ -355,3 +355,46 @@ def test_a_machine_opening_the_lake_leaves_the_other_machines_offsets(team):
         assert len(first.get_metric_history(run_id, "loss")) == 6
     finally:
         first.close()
+
+
+def test_the_guarded_state_as_it_was_at_a_past_snapshot(team):
+    """What time travel needs: stages and aliases as PostgreSQL's logs had them at a moment,
+    on a lake attached read-only at the snapshot of that moment."""
+    import time
+
+    from nbtrack.store.lake_registry import guarded_state
+
+    store = team.store("maintainer")
+    try:
+        for _ in range(2):
+            store.create_model_version("bus", "runs:/b/model", None)
+        store.transition_model_version_stage("bus", 1, "Production")
+        store.set_registered_model_alias("bus", "champion", 1)
+        time.sleep(0.05)
+        moment = int(time.time() * 1000)
+        time.sleep(0.05)
+        store.transition_model_version_stage("bus", 2, "Production",
+                                             archive_existing_versions=True)
+        store.set_registered_model_alias("bus", "champion", 2)
+    finally:
+        store.close()
+    conn = team.raw("reader")
+    (snapshot,) = conn.execute("SELECT max(snapshot_id) FROM lake.snapshots() WHERE "
+                               "epoch_ms(snapshot_time) <= ?", [moment]).fetchone()
+    conn.execute("DETACH lake")
+    name, password = team.people["reader"]
+    libpq = team.server.libpq(team.database, name, password)
+    conn.execute(f"ATTACH 'ducklake:postgres:{libpq}' AS lake (DATA_PATH '{team.root}/data/', "
+                 f"SNAPSHOT_VERSION {snapshot}, READ_ONLY)")
+    conn.execute("USE lake")
+    query = ("SELECT v.version, v.stage, list(a.alias) FILTER (WHERE a.alias IS NOT NULL) "
+             "FROM model_versions v LEFT JOIN model_aliases a USING (name, version) "
+             "WHERE v.name = 'bus' GROUP BY ALL ORDER BY 1")
+    with guarded_state(conn, moment):
+        assert conn.execute(query).fetchall() == [(1, "Production", ["champion"]),
+                                                  (2, "None", None)]
+    with guarded_state(conn):  # now, on the same (old) snapshot of the lake
+        assert conn.execute(query).fetchall() == [(1, "Archived", None),
+                                                  (2, "Production", ["champion"])]
+    # the lake's own columns never held the stages
+    assert conn.execute(query).fetchall() == [(1, "None", None), (2, "None", None)]

@@ -120,6 +120,48 @@ def refused(exc: BaseException) -> LakePermissionError | None:
         "(nbtrack team grant USER ROLE).")
 
 
+def _as_of(sql: str, as_of_ms: int | None) -> str:
+    """``sql`` (a current_* view's) read from its log as it was at ``as_of_ms``."""
+    if as_of_ms is None:
+        return sql
+    moment = f"changed_at <= to_timestamp({int(as_of_ms)} / 1000.0)"
+    if "current_stages" in sql:
+        return (f"SELECT DISTINCT ON (name, version, version_created) name, version, "
+                f"version_created, stage FROM {SCHEMA}.stage_changes WHERE {moment} ORDER BY "
+                "name, version, version_created, change_id DESC")
+    return (f"SELECT name, alias, version, version_created FROM (SELECT DISTINCT ON (name, "
+            f"alias) * FROM {SCHEMA}.alias_changes WHERE {moment} ORDER BY name, alias, "
+            "change_id DESC) newest WHERE version IS NOT NULL")
+
+
+@contextmanager
+def guarded_state(conn, as_of_ms: int | None = None):
+    """Within: ``model_versions`` and ``model_aliases`` on ``conn`` show PostgreSQL's state.
+
+    Temporary views of those names hide the lake's tables (DuckDB looks in ``temp`` first):
+    a version's stage and the aliases come from ``nbtrack_registry``, as they are now or, with
+    ``as_of_ms``, as they were then (for a lake attached at a past snapshot). The registry's
+    reads run unchanged inside; nothing may write those two tables meanwhile.
+    """
+    stages = _as_of(_STAGES_SQL, as_of_ms).replace("'", "''")
+    aliases = _as_of(_ALIASES_SQL, as_of_ms).replace("'", "''")
+    conn.execute(
+        "CREATE OR REPLACE TEMP VIEW model_versions AS SELECT v.* REPLACE "
+        "(coalesce(s.stage, 'None') AS stage) FROM lake.main.model_versions v LEFT JOIN "
+        f"postgres_query('{METADATA}', '{stages}') s ON s.name = v.name AND "
+        "s.version = v.version AND s.version_created = v.creation_time")
+    conn.execute(
+        "CREATE OR REPLACE TEMP VIEW model_aliases AS SELECT a.name, a.alias, a.version "
+        f"FROM postgres_query('{METADATA}', '{aliases}') a JOIN "
+        "lake.main.model_versions v ON v.name = a.name AND v.version = a.version AND "
+        "v.creation_time = a.version_created")
+    try:
+        yield conn
+    finally:
+        conn.execute("DROP VIEW IF EXISTS temp.main.model_versions")
+        conn.execute("DROP VIEW IF EXISTS temp.main.model_aliases")
+
+
 class LakeRegistryMixin:
     """Stages and aliases kept in PostgreSQL, and the role recorded; put before DuckDBStore."""
 
@@ -197,22 +239,8 @@ class LakeRegistryMixin:
     @contextmanager
     def _guarded_reads(self):
         """Within: ``model_versions`` and ``model_aliases`` show the guarded state."""
-        with self._connection.use() as conn:
-            conn.execute(
-                "CREATE OR REPLACE TEMP VIEW model_versions AS SELECT v.* REPLACE "
-                "(coalesce(s.stage, 'None') AS stage) FROM lake.main.model_versions v LEFT JOIN "
-                f"postgres_query('{METADATA}', '{_STAGES_SQL}') s ON s.name = v.name AND "
-                "s.version = v.version AND s.version_created = v.creation_time")
-            conn.execute(
-                "CREATE OR REPLACE TEMP VIEW model_aliases AS SELECT a.name, a.alias, a.version "
-                f"FROM postgres_query('{METADATA}', '{_ALIASES_SQL}') a JOIN "
-                "lake.main.model_versions v ON v.name = a.name AND v.version = a.version AND "
-                "v.creation_time = a.version_created")
-            try:
-                yield conn
-            finally:
-                conn.execute("DROP VIEW IF EXISTS temp.main.model_versions")
-                conn.execute("DROP VIEW IF EXISTS temp.main.model_aliases")
+        with self._connection.use() as conn, guarded_state(conn):
+            yield conn
 
     def get_registered_model(self, name: str):
         """A registered model, with the aliases and stages PostgreSQL keeps."""
