@@ -192,8 +192,16 @@ def test_a_reader_searches_and_loads_but_changes_nothing(team):
         with pytest.raises(LakePermissionError,
                            match="permission denied for table alias_changes"):
             store.set_registered_model_alias("taxi", "mine", 1)
+        with pytest.raises(LakePermissionError, match=r"may only read this team store \(it "
+                                                      r"lacks INSERT on .*ducklake_snapshot"):
+            new_run(store, "0", "reader-run")
+        with pytest.raises(LakePermissionError, match="may only read"):
+            store.add_metric("admin-run", "loss", 0.1, 5, 5)
         assert store.get_experiment_by_name("not-mine") is None
         assert store.get_model_version("taxi", 1).current_stage == "Production"
+        runs, _ = store.search_runs(["0"], None, 1, 10, None, None)  # nothing stuck in the spool
+        assert "reader-run" not in [r.info.run_id for r in runs]
+        assert len(store.get_metric_history("admin-run", "loss")) == 1
     finally:
         store.close()
 

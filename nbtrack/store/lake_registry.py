@@ -93,6 +93,15 @@ _WHY = {
                      "nbtrack_maintainer",
     "alias_changes": "changing aliases needs membership in nbtrack_maintainer",
 }
+#: on connecting: the role, whether the guarded state exists, whether the role may commit
+_CONNECTED_SQL = (
+    "SELECT current_user::text, EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON "
+    f"n.oid = c.relnamespace WHERE n.nspname = '{SCHEMA}' AND c.relname = 'alias_changes'), "
+    "coalesce((SELECT has_table_privilege(c.oid, 'INSERT') FROM pg_class c WHERE c.relname = "
+    "'ducklake_snapshot' AND c.relkind = 'r' LIMIT 1), false)")
+#: the store's methods that put tracking writes in the spool; refused at once for a reader
+SPOOLED = ("create_run", "update_run", "add_params", "set_tags", "set_run_attributes",
+           "add_metric", "add_metrics", "add_artifact", "add_input", "add_environment")
 _STAGES_SQL = f"SELECT name, version, version_created, stage FROM {SCHEMA}.current_stages"
 _ALIASES_SQL = f"SELECT name, alias, version, version_created FROM {SCHEMA}.current_aliases"
 
@@ -167,19 +176,29 @@ class LakeRegistryMixin:
 
     #: the PostgreSQL role this store connects as (``current_user``), known once connected
     role: str | None = None
+    #: whether that role may commit to the lake (readers may not); known once connected
+    may_track: bool | None = None
 
     # connecting ---------------------------------------------------------------------------------
     def _open_lake(self, conn) -> None:
         """On connecting: the lake's tables (``_prepare_lake``), then the role and the state."""
         self._prepare_lake(conn)  # type: ignore[attr-defined]
-        (self.role,) = conn.execute(
-            "SELECT * FROM postgres_query(?, 'SELECT current_user::text')", [METADATA]).fetchone()
-        (present,) = conn.execute(
-            "SELECT * FROM postgres_query(?, 'SELECT EXISTS (SELECT 1 FROM pg_class c JOIN "
-            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ''" + SCHEMA
-            + "'' AND c.relname = ''alias_changes'')')", [METADATA]).fetchone()
+        self.role, present, self.may_track = conn.execute(
+            "SELECT * FROM postgres_query(?, ?)", [METADATA, _CONNECTED_SQL]).fetchone()
         if not present:  # a lake made without `nbtrack team init`: its owner's, no roles yet
             self._pg_execute(conn, DDL)
+
+    def _check_may_track(self) -> None:
+        """Refuse a tracking write before it reaches the spool, if the role may not commit it."""
+        if self.may_track is None:
+            with self._connection.use():  # type: ignore[attr-defined]
+                pass
+        if not self.may_track:
+            raise LakePermissionError(
+                f"Your PostgreSQL role {self.role} may only read this team store (it lacks "
+                "INSERT on DuckLake's catalog table ducklake_snapshot, as nbtrack_reader does). "
+                "Nothing was logged. To track runs, ask the team's admin: nbtrack team grant "
+                f"{self.role} writer.")
 
     @staticmethod
     def _pg_execute(conn, sql: str) -> None:
@@ -198,21 +217,17 @@ class LakeRegistryMixin:
     # the role as the user of runs and events -------------------------------------------------
     def create_run(self, run) -> None:
         """Record a new run, made by this store's PostgreSQL role whatever ``user_id`` says."""
-        self._connected()
+        self._check_may_track()
         super().create_run(replace(run, user_id=self.role))  # type: ignore[misc]
 
     def set_run_attributes(self, run_id: str, attributes) -> None:
         """As the embedded store's, but a run's user (``mlflow.user``) is fixed: its role."""
+        self._check_may_track()
         if "user_id" in attributes:
             raise InvalidValueError(
                 "On the team store a run's mlflow.user is the PostgreSQL role that made it; "
                 "it cannot be changed. Use another tag for a person's name.")
         super().set_run_attributes(run_id, attributes)  # type: ignore[misc]
-
-    def _connected(self) -> None:
-        if self.role is None:
-            with self._connection.use():  # type: ignore[attr-defined]
-                pass
 
     def _event(self, conn, action: str, name: str, version: int | None = None,
                field: str | None = None, from_value=None, to_value=None,
@@ -400,3 +415,18 @@ class LakeRegistryMixin:
                     conn, f"{_ALIASES_SQL} WHERE name = {literal(name)}"):
                 self._set_alias(conn, new_name, alias, number, created)
         super().rename_registered_model(name, new_name)  # type: ignore[misc]
+
+
+def _refusing_readers(name: str):
+    def call(self, *args, **kwargs):
+        self._check_may_track()
+        return getattr(super(LakeRegistryMixin, self), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"``{name}``, refused at once for a role that may not commit to the lake."
+    return call
+
+
+for _name in SPOOLED:
+    if _name not in LakeRegistryMixin.__dict__:
+        setattr(LakeRegistryMixin, _name, _refusing_readers(_name))
