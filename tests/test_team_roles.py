@@ -199,6 +199,10 @@ def test_a_reader_searches_and_loads_but_changes_nothing(team):
             store.add_metric("admin-run", "loss", 0.1, 5, 5)
         assert store.get_experiment_by_name("not-mine") is None
         assert store.get_model_version("taxi", 1).current_stage == "Production"
+        # nbtrack.sql shows the guarded state too
+        shown = store.sql("SELECT v.stage, a.alias FROM nbtrack.model_versions v JOIN "
+                          "model_aliases a USING (name, version) WHERE name = 'taxi'")
+        assert shown.values.tolist() == [["Production", "champion"]]
         runs, _ = store.search_runs(["0"], None, 1, 10, None, None)  # nothing stuck in the spool
         assert "reader-run" not in [r.info.run_id for r in runs]
         assert len(store.get_metric_history("admin-run", "loss")) == 1

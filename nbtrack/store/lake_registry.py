@@ -257,6 +257,11 @@ class LakeRegistryMixin:
         with self._connection.use() as conn, guarded_state(conn):
             yield conn
 
+    def sql(self, query: str, parameters: list | None = None):
+        """``nbtrack.sql``: ``model_versions``' stage and ``model_aliases`` are the guarded ones."""
+        with self._guarded_reads():
+            return super().sql(query, parameters)  # type: ignore[misc]
+
     def get_registered_model(self, name: str):
         """A registered model, with the aliases and stages PostgreSQL keeps."""
         with self._guarded_reads():
