@@ -410,3 +410,28 @@ def test_the_guarded_state_as_it_was_at_a_past_snapshot(team):
                                                   (2, "Production", ["champion"])]
     # the lake's own columns never held the stages
     assert conn.execute(query).fetchall() == [(1, "None", None), (2, "None", None)]
+
+
+def test_renaming_or_deleting_a_model_in_production_needs_a_maintainer(team):
+    maintainer, writer = team.store("maintainer"), team.store("writer")
+    try:
+        for _ in range(2):
+            maintainer.create_model_version("van", "runs:/v/model", None)
+        maintainer.transition_model_version_stage("van", 1, "Production")
+        maintainer.set_registered_model_alias("van", "champion", 2)
+        with pytest.raises(LakePermissionError, match="row-level security"):
+            writer.rename_registered_model("van", "lorry")
+        with pytest.raises(LakePermissionError, match="row-level security"):
+            writer.delete_registered_model("van")
+        assert writer.get_registered_model("van").aliases == {"champion": 2}
+        maintainer.rename_registered_model("van", "lorry")
+        renamed = maintainer.get_registered_model("lorry")
+        assert renamed.aliases == {"champion": 2}
+        assert [v.version for v in maintainer.get_latest_versions("lorry", ["Production"])] == [1]
+        maintainer.delete_registered_model("lorry")
+        maintainer.create_model_version("lorry", "runs:/new/model", None)  # a new version 1
+        fresh = maintainer.get_model_version("lorry", 1)
+        assert fresh.current_stage == "None" and fresh.aliases == []
+    finally:
+        maintainer.close()
+        writer.close()
