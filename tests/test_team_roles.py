@@ -435,3 +435,34 @@ def test_renaming_or_deleting_a_model_in_production_needs_a_maintainer(team):
     finally:
         maintainer.close()
         writer.close()
+
+
+def test_an_admin_that_is_no_superuser_sets_up_a_team(team, tmp_path, capsys):
+    """The team's admin as a hosted PostgreSQL gives one: CREATEROLE, owner of the database."""
+    server = team.server
+    admin, password = server.create_role("teamadmin")
+    server.psql(f"ALTER ROLE {admin} CREATEROLE")
+    database = f"owned_{secrets.token_hex(3)}"
+    server.psql(f"CREATE DATABASE {database} OWNER {admin}")
+    uri = (f"ducklake:postgresql://{admin}@{server.host}:{server.port}/{database}"
+           f"?data={tmp_path}/data&spool={tmp_path}/local")
+    person = f"eve_{secrets.token_hex(3)}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PGPASSWORD", password)
+        assert main(["team", "init", uri]) == 0
+        assert main(["team", "grant", person, "writer", "--tracking-uri", uri]) == 0
+        assert main(["team", "init", uri]) == 0
+    out = capsys.readouterr().out
+    assert "granted the roles' rights" in out and f"granted nbtrack_writer to {person}" in out
+    assert out.rstrip().endswith("is set up.")  # the second init: nothing to change
+    server.psql(f"ALTER ROLE {person} PASSWORD 'pw-{person}'")
+    store = DuckLakeStore(uri.replace(f"{admin}@", f"{person}@").replace("/local", "/eve"),
+                          password=f"pw-{person}")
+    try:
+        run_id = new_run(store, "0", "eve-run")
+        assert store.get_run(run_id).info.user_id == person
+        with pytest.raises(LakePermissionError, match="nbtrack_maintainer"):
+            store.transition_model_version_stage(
+                "m", store.create_model_version("m", "s", None).version, "Production")
+    finally:
+        store.close()
