@@ -466,3 +466,20 @@ def test_an_admin_that_is_no_superuser_sets_up_a_team(team, tmp_path, capsys):
                 "m", store.create_model_version("m", "s", None).version, "Production")
     finally:
         store.close()
+
+
+def test_a_lake_without_the_guarded_state_says_to_run_init(team, tmp_path, monkeypatch):
+    server = team.server
+    database = server.create_database("bare")
+    uri = (f"ducklake:postgresql://{server.user}@{server.host}:{server.port}/{database}"
+           f"?data={tmp_path}/data&spool={tmp_path}/local")
+    monkeypatch.setenv("PGPASSWORD", server.password)
+    DuckLakeStore(uri).close()  # its owner's store; then the guarded state is gone
+    server.psql("DROP SCHEMA nbtrack_registry CASCADE", database=database)
+    person, password = server.create_role("someone")
+    server.psql(f"GRANT USAGE ON SCHEMA public TO {person}; GRANT SELECT ON ALL TABLES IN "
+                f"SCHEMA public TO {person}", database=database)
+    with pytest.raises(LakePermissionError, match=r"no nbtrack_registry schema .* may not "
+                                                  r"create it .*nbtrack team init URI"):
+        DuckLakeStore(uri.replace(f"{server.user}@", f"{person}@").replace("/local", "/p"),
+                      password=password)

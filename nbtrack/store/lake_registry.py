@@ -186,7 +186,13 @@ class LakeRegistryMixin:
         self.role, present, self.may_track = conn.execute(
             "SELECT * FROM postgres_query(?, ?)", [METADATA, _CONNECTED_SQL]).fetchone()
         if not present:  # a lake made without `nbtrack team init`: its owner's, no roles yet
-            self._pg_execute(conn, DDL)
+            try:
+                self._pg_execute(conn, DDL)
+            except LakePermissionError as exc:
+                raise LakePermissionError(
+                    f"This team store has no {SCHEMA} schema (the registry's stages and "
+                    f"aliases), and your PostgreSQL role {self.role} may not create it ({exc}). "
+                    "The team's admin runs: nbtrack team init URI.") from exc
 
     def _check_may_track(self) -> None:
         """Refuse a tracking write before it reaches the spool, if the role may not commit it."""
