@@ -143,14 +143,14 @@ def _as_of(sql: str, as_of_ms: int | None) -> str:
             "change_id DESC) newest WHERE version IS NOT NULL")
 
 
-@contextmanager
-def guarded_state(conn, as_of_ms: int | None = None):
-    """Within: ``model_versions`` and ``model_aliases`` on ``conn`` show PostgreSQL's state.
+def create_guarded_views(conn, as_of_ms: int | None = None) -> None:
+    """Make ``model_versions`` and ``model_aliases`` on ``conn`` show PostgreSQL's state.
 
     Temporary views of those names hide the lake's tables (DuckDB looks in ``temp`` first):
     a version's stage and the aliases come from ``nbtrack_registry``, as they are now or, with
-    ``as_of_ms``, as they were then (for a lake attached at a past snapshot). The registry's
-    reads run unchanged inside; nothing may write those two tables meanwhile.
+    ``as_of_ms``, as they were then (for a lake attached read-only at a past snapshot, which
+    may keep them for its life). The registry's reads run unchanged over them; nothing may
+    write those two tables while they exist (``drop_guarded_views``).
     """
     stages = _as_of(_STAGES_SQL, as_of_ms).replace("'", "''")
     aliases = _as_of(_ALIASES_SQL, as_of_ms).replace("'", "''")
@@ -164,11 +164,22 @@ def guarded_state(conn, as_of_ms: int | None = None):
         f"FROM postgres_query('{METADATA}', '{aliases}') a JOIN "
         "lake.main.model_versions v ON v.name = a.name AND v.version = a.version AND "
         "v.creation_time = a.version_created")
+
+
+def drop_guarded_views(conn) -> None:
+    """Show the lake's own ``model_versions`` and ``model_aliases`` again (for writing)."""
+    conn.execute("DROP VIEW IF EXISTS temp.main.model_versions")
+    conn.execute("DROP VIEW IF EXISTS temp.main.model_aliases")
+
+
+@contextmanager
+def guarded_state(conn, as_of_ms: int | None = None):
+    """Within: the guarded views (``create_guarded_views``) on ``conn``."""
+    create_guarded_views(conn, as_of_ms)
     try:
         yield conn
     finally:
-        conn.execute("DROP VIEW IF EXISTS temp.main.model_versions")
-        conn.execute("DROP VIEW IF EXISTS temp.main.model_aliases")
+        drop_guarded_views(conn)
 
 
 class LakeRegistryMixin:
