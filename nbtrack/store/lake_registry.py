@@ -17,10 +17,16 @@ nothing that nbtrack shows. Rows are keyed by the version's creation time too, s
 number reused after a deletion does not inherit the old version's stage or aliases.
 
 The statements reach PostgreSQL through the connection DuckLake already holds to its catalog
-(``postgres_execute``/``postgres_query`` on ``__ducklake_metadata_lake``), inside the lake's
-transaction: an error rolls both back. A lake commit refused as a conflict does *not* undo
-what was appended (measured), so appends are made only when they change the current state, and
-a retried change adds no second row.
+(``postgres_execute``/``postgres_query`` on ``__ducklake_metadata_lake``), each change in one
+PostgreSQL transaction committed *before* the lake's transaction that records its
+``registry_events`` entry begins. So a row's ``changed_at`` precedes the time of the lake
+snapshot holding its event, and the state as of a snapshot is the rows up to that snapshot's
+time (``create_guarded_views(conn, as_of_ms)``). Inside the lake's transaction it would not be:
+DuckLake stamps a snapshot with the start of its own PostgreSQL transaction (measured: 100 ms
+before the row), and a lake commit refused as a conflict does not undo a ``postgres_execute``
+(measured). A refusal (a right the role lacks) comes before anything is written; a lake
+transaction that fails after it leaves the change made and its event missing, and the change
+run again appends nothing (a row is appended only when it changes the current state).
 
 Runs and registry events record the role as their user (``create_run``, ``_event``), and the
 ``mlflow.user`` of a run on the team store cannot be changed afterwards.
@@ -65,7 +71,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.alias_changes (
 CREATE OR REPLACE FUNCTION {SCHEMA}.stamp() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.changed_by := current_user;
-    NEW.changed_at := clock_timestamp();
+    NEW.changed_at := now();  -- the transaction's time: its lake snapshot's too
     RETURN NEW;
 END $$;
 CREATE OR REPLACE TRIGGER stamp BEFORE INSERT ON {SCHEMA}.stage_changes
@@ -180,6 +186,12 @@ def guarded_state(conn, as_of_ms: int | None = None):
         yield conn
     finally:
         drop_guarded_views(conn)
+
+
+def _stage_row(name: str, number: int, created: int, stage: str, comment: str | None) -> str:
+    return (f"INSERT INTO {SCHEMA}.stage_changes (name, version, version_created, stage, "
+            f"comment) VALUES ({literal(name)}, {number}, {created}, {literal(stage)}, "
+            f"{literal(comment)})")
 
 
 class LakeRegistryMixin:
@@ -329,10 +341,7 @@ class LakeRegistryMixin:
         """Append the stage unless it is the current one; return the one it replaced."""
         old = self._stage_of(conn, name, number, created)
         if old != stage:
-            self._pg_execute(conn, (
-                f"INSERT INTO {SCHEMA}.stage_changes (name, version, version_created, stage, "
-                f"comment) VALUES ({literal(name)}, {number}, {created}, {literal(stage)}, "
-                f"{literal(comment)})"))
+            self._pg_execute(conn, _stage_row(name, number, created, stage, comment))
         return old
 
     def _set_alias(self, conn, name: str, alias: str, number: int | None,
@@ -351,8 +360,10 @@ class LakeRegistryMixin:
                                        comment: str | None = None) -> ModelVersion:
         """Move a version to a stage (PostgreSQL decides whether this role may)."""
         stage = check_stage(stage)
-        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+        events = []
+        with self._connection.use() as conn:  # type: ignore[attr-defined]
             number, created = self._created(conn, name, version)
+            rows = []
             if archive_existing_versions and stage in ("Staging", "Production"):
                 others = self._pg_rows(conn, (
                     f"{_STAGES_SQL} WHERE name = {literal(name)} AND stage = {literal(stage)} "
@@ -361,14 +372,19 @@ class LakeRegistryMixin:
                 live = {(n, c) for n, c in conn.execute(
                     "SELECT version, creation_time FROM lake.main.model_versions WHERE name = ?",
                     [name]).fetchall()}
+                why = f"archived as version {number} entered {stage}"
                 for _, other, other_created, _ in others:
-                    if (other, other_created) not in live:
-                        continue
-                    self._set_stage(conn, name, other, other_created, "Archived",
-                                    f"archived as version {number} entered {stage}")
-                    self._event(conn, "transition_stage", name, other, "stage", stage,
-                                "Archived", f"archived as version {number} entered {stage}")
-            old = self._set_stage(conn, name, number, created, stage, comment)
+                    if (other, other_created) in live:
+                        rows.append(_stage_row(name, other, other_created, "Archived", why))
+                        events.append((other, stage, "Archived", why))
+            old = self._stage_of(conn, name, number, created)
+            if old != stage:
+                rows.append(_stage_row(name, number, created, stage, comment))
+            if rows:  # one PostgreSQL transaction, before the lake's (see the module's doc)
+                self._pg_execute(conn, ";\n".join(rows))
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+            for other, before, after, why in events:
+                self._event(conn, "transition_stage", name, other, "stage", before, after, why)
             self._event(conn, "transition_stage", name, number, "stage", old, stage, comment)
         return self.get_model_version(name, number)
 
@@ -379,27 +395,29 @@ class LakeRegistryMixin:
         if reserved or not alias.strip():
             raise InvalidValueError(f"{alias!r} cannot be an alias: use a name such as "
                                     "'champion' (not 'latest' or 'v3').")
-        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+        with self._connection.use() as conn:  # type: ignore[attr-defined]
             number, created = self._created(conn, name, version)
             old = self._alias_of(conn, name, alias)
             if old != (number, created):
                 self._set_alias(conn, name, alias, number, created)
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
             self._event(conn, "set_alias", name, number, f"aliases.{alias}",
                         old[0] if old else None, number)
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         """Remove an alias (PostgreSQL decides whether this role may)."""
-        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+        with self._connection.use() as conn:  # type: ignore[attr-defined]
             old = self._alias_of(conn, name, alias)
             if old is None:
                 self._require_model(conn, name)  # type: ignore[attr-defined]
                 raise NotFoundError(f"Registered model {name!r} has no alias {alias!r}.")
             self._set_alias(conn, name, alias, None, None)
+        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
             self._event(conn, "delete_alias", name, old[0], f"aliases.{alias}", old[0], None)
 
     def delete_model_version(self, name: str, version) -> None:
         """Delete a version; one in a stage or with aliases is first cleared in PostgreSQL."""
-        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+        with self._connection.use() as conn:  # type: ignore[attr-defined]
             number, created = self._created(conn, name, version)
             self._set_stage(conn, name, number, created, "None", "version deleted")
             for alias, at, at_created in [(r[1], r[2], r[3]) for r in self._pg_rows(
@@ -410,7 +428,7 @@ class LakeRegistryMixin:
 
     def delete_registered_model(self, name: str) -> None:
         """Delete a model; its versions' stages and aliases are first cleared in PostgreSQL."""
-        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+        with self._connection.use() as conn:  # type: ignore[attr-defined]
             self._require_model(conn, name)  # type: ignore[attr-defined]
             live = {(n, c) for n, c in conn.execute(
                 "SELECT version, creation_time FROM lake.main.model_versions WHERE name = ?",
@@ -426,7 +444,7 @@ class LakeRegistryMixin:
 
     def rename_registered_model(self, name: str, new_name: str) -> None:
         """Rename a model; its stages and aliases move with it (as the rights allow)."""
-        with self._connection.transaction() as conn:  # type: ignore[attr-defined]
+        with self._connection.use() as conn:  # type: ignore[attr-defined]
             self._require_model(conn, name)  # type: ignore[attr-defined]
             for _, number, created, stage in self._pg_rows(
                     conn, f"{_STAGES_SQL} WHERE name = {literal(name)}"):
