@@ -194,7 +194,62 @@ def _stage_row(name: str, number: int, created: int, stage: str, comment: str | 
             f"{literal(comment)})")
 
 
-class LakeRegistryMixin:
+class GuardedReadsMixin:
+    """The registry's reads with stages and aliases from PostgreSQL; put before RegistryMixin.
+
+    The live store reads the state as it is; a store of the lake at a past moment (time travel)
+    sets ``guarded_as_of_ms`` to read it as it was then.
+    """
+
+    #: the moment whose state the reads show (epoch ms); None: now
+    guarded_as_of_ms: int | None = None
+
+    # the lake's stage and aliases replaced by PostgreSQL's --------------------------------
+    @contextmanager
+    def _guarded_reads(self):
+        """Within: ``model_versions`` and ``model_aliases`` show the guarded state."""
+        with self._connection.use() as conn, guarded_state(conn, self.guarded_as_of_ms):
+            yield conn
+
+    def sql(self, query: str, parameters: list | None = None):
+        """``nbtrack.sql``: ``model_versions``' stage and ``model_aliases`` are the guarded ones."""
+        with self._guarded_reads():
+            return super().sql(query, parameters)  # type: ignore[misc]
+
+    def get_registered_model(self, name: str):
+        """A registered model, with the aliases and stages PostgreSQL keeps."""
+        with self._guarded_reads():
+            return super().get_registered_model(name)  # type: ignore[misc]
+
+    def search_registered_models(self, filter_string, max_results, order_by):
+        """Registered models, with the guarded stages and aliases."""
+        with self._guarded_reads():
+            return super().search_registered_models(
+                filter_string, max_results, order_by)
+
+    def get_model_version(self, name: str, version) -> ModelVersion:
+        """One version, with its guarded stage and aliases."""
+        with self._guarded_reads():
+            return super().get_model_version(name, version)  # type: ignore[misc]
+
+    def search_model_versions(self, filter_string, max_results, order_by):
+        """Versions (``current_stage`` filters test the guarded stage)."""
+        with self._guarded_reads():
+            return super().search_model_versions(
+                filter_string, max_results, order_by)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points at, as PostgreSQL keeps it."""
+        with self._guarded_reads():
+            return super().get_model_version_by_alias(name, alias)  # type: ignore[misc]
+
+    def get_latest_versions(self, name: str, stages=None):
+        """The newest version in each guarded stage."""
+        with self._guarded_reads():
+            return super().get_latest_versions(name, stages)  # type: ignore[misc]
+
+
+class LakeRegistryMixin(GuardedReadsMixin):
     """Stages and aliases kept in PostgreSQL, and the role recorded; put before DuckDBStore."""
 
     #: the PostgreSQL role this store connects as (``current_user``), known once connected
@@ -278,50 +333,6 @@ class LakeRegistryMixin:
             [now_ms(), self.role, action, name, version, field,
              None if from_value is None else str(from_value),
              None if to_value is None else str(to_value), comment])
-
-    # reads: the lake's stage and aliases replaced by PostgreSQL's --------------------------------
-    @contextmanager
-    def _guarded_reads(self):
-        """Within: ``model_versions`` and ``model_aliases`` show the guarded state."""
-        with self._connection.use() as conn, guarded_state(conn):
-            yield conn
-
-    def sql(self, query: str, parameters: list | None = None):
-        """``nbtrack.sql``: ``model_versions``' stage and ``model_aliases`` are the guarded ones."""
-        with self._guarded_reads():
-            return super().sql(query, parameters)  # type: ignore[misc]
-
-    def get_registered_model(self, name: str):
-        """A registered model, with the aliases and stages PostgreSQL keeps."""
-        with self._guarded_reads():
-            return super().get_registered_model(name)  # type: ignore[misc]
-
-    def search_registered_models(self, filter_string, max_results, order_by):
-        """Registered models, with the guarded stages and aliases."""
-        with self._guarded_reads():
-            return super().search_registered_models(
-                filter_string, max_results, order_by)
-
-    def get_model_version(self, name: str, version) -> ModelVersion:
-        """One version, with its guarded stage and aliases."""
-        with self._guarded_reads():
-            return super().get_model_version(name, version)  # type: ignore[misc]
-
-    def search_model_versions(self, filter_string, max_results, order_by):
-        """Versions (``current_stage`` filters test the guarded stage)."""
-        with self._guarded_reads():
-            return super().search_model_versions(
-                filter_string, max_results, order_by)
-
-    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        """The version an alias points at, as PostgreSQL keeps it."""
-        with self._guarded_reads():
-            return super().get_model_version_by_alias(name, alias)  # type: ignore[misc]
-
-    def get_latest_versions(self, name: str, stages=None):
-        """The newest version in each guarded stage."""
-        with self._guarded_reads():
-            return super().get_latest_versions(name, stages)  # type: ignore[misc]
 
     # changes: appended to PostgreSQL's logs ------------------------------------------------------
     def _created(self, conn, name: str, version) -> tuple[int, int]:
