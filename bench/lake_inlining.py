@@ -48,7 +48,7 @@ def measure(server: PostgresServer, folder: Path, inlining: int | None, merges: 
         conn.close()
     uri = (f"ducklake:postgresql://{server.user}@{server.host}:{server.port}/{database}"
            f"?data={data}&spool={folder / (database + '-local')}")
-    store = DuckLakeStore(uri)
+    store = DuckLakeStore(uri, create=True)
     try:
         store.create_run(NewRun(run_id="r", experiment_id="0", run_name="r", user_id="b",
                                 start_time=1, parent_run_id=None, description=None,

@@ -105,6 +105,10 @@ def __getattr__(name: str):
         from nbtrack.tracking.promotion import promote
 
         return promote
+    if name == "push":
+        from nbtrack.interop.push import push
+
+        return push
     if name in _LAZY_MODULES:
         import importlib
 
@@ -158,6 +162,7 @@ __all__ = [
     "log_table",
     "log_text",
     "promote",
+    "push",
     "register_model",
     "registry",
     "search_experiments",

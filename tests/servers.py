@@ -50,8 +50,10 @@ class JupyterServer:
 
 @contextlib.contextmanager
 def jupyter_server(root: Path, runtime_dir: Path, app: str = "jupyter_server",
-                   extra_env: dict | None = None):
-    """Run ``python -m <app>`` (``jupyter_server`` or ``jupyterlab``) serving ``root``."""
+                   extra_env: dict | None = None, extra_args: tuple[str, ...] = ()):
+    """Run ``python -m <app>`` (``jupyter_server`` or ``jupyterlab``) serving ``root``.
+
+    ``extra_args`` are more command-line options for the server."""
     port, token = free_port(), secrets.token_hex(16)
     runtime_dir.mkdir(parents=True, exist_ok=True)
     settings = runtime_dir / "lab-settings"
@@ -66,7 +68,7 @@ def jupyter_server(root: Path, runtime_dir: Path, app: str = "jupyter_server",
     process = subprocess.Popen(
         [sys.executable, "-m", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.port_retries=0", "--allow-root"],
+         "--ServerApp.port_retries=0", "--allow-root", *extra_args],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     server = JupyterServer(f"http://127.0.0.1:{port}", token, runtime_dir, root)

@@ -279,7 +279,7 @@ def test_active_runs_are_per_thread():
 
 
 @pytest.mark.slow
-def test_the_exit_path_ends_the_runs_of_every_thread(tmp_path):
+def test_the_exit_path_ends_the_runs_of_every_thread():
     import subprocess
     import sys
 
@@ -293,10 +293,9 @@ def test_the_exit_path_ends_the_runs_of_every_thread(tmp_path):
         "threading.Thread(target=work).start(); started.wait(30)\n"
         "nbtrack.start_run(run_name='in-main'); nbtrack.log_param('p', 'v')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")],
+    done = subprocess.run([sys.executable, "-c", code, nbtrack.get_tracking_uri()],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    nbtrack.set_tracking_uri(tmp_path / "s")
     runs = {r.info.run_name: r for r in nbtrack.search_runs(output_format="list")}
     assert {name: r.info.status for name, r in runs.items()} == {
         "in-thread": "FINISHED", "in-main": "FINISHED"}

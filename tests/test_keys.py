@@ -232,6 +232,7 @@ def test_a_store_with_ten_thousand_keys(client):
     assert len([c for c in frame.columns if c.startswith("metrics.")]) == 500
 
 
+@pytest.mark.embedded_only("nbtrack doctor salvages a DuckDB file")
 def test_doctor_refills_twin_keys_from_a_salvaged_index_under_their_own_names(client, twins,
                                                                             cap):
     from nbtrack.store import repair

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pg_server import postgres_server  # noqa: F401  (a pytest fixture)
 from sklearn.linear_model import LinearRegression
 
 import nbtrack
@@ -329,7 +328,7 @@ def test_a_tracking_servers_artifacts_are_read_from_its_artifact_root(tmp_path, 
 
 
 @pytest.fixture
-def postgres_uri(postgres_server):  # noqa: F811
+def postgres_uri(postgres_server):
     """A database of its own on the session's PostgreSQL server, as an MLflow store URI."""
     pytest.importorskip("psycopg2")
     database = postgres_server.create_database("mlflow")

@@ -190,9 +190,9 @@ def test_custom_python_model_with_artifacts(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_model_class_from_the_notebook_loads_in_another_process(tmp_path):
+def test_a_model_class_from_the_notebook_loads_in_another_process():
     """Classes defined in __main__ (a notebook) travel by value, so a new process loads them."""
-    store = tmp_path / "store"
+    store = nbtrack.get_tracking_uri()  # the test's store, embedded or team
     script = (
         "import nbtrack, nbtrack.pyfunc, pandas as pd, sys\n"
         "nbtrack.set_tracking_uri(sys.argv[1])\n"
@@ -204,10 +204,9 @@ def test_a_model_class_from_the_notebook_loads_in_another_process(tmp_path):
         "                                    input_example=pd.DataFrame({'x': [1.0]}))\n"
         "print(info.model_uri)\n"
     )
-    made = subprocess.run([sys.executable, "-c", script, str(store)], capture_output=True,
+    made = subprocess.run([sys.executable, "-c", script, store], capture_output=True,
                           text=True, timeout=120)
     assert made.returncode == 0, made.stderr
-    nbtrack.set_tracking_uri(store)
     loaded = nbtrack.pyfunc.load_model(made.stdout.strip())
     assert list(loaded.predict(pd.DataFrame({"x": [1.0, 5.0]}))) == [2.0, 6.0]
     requirements = (loaded.path / "requirements.txt").read_text()

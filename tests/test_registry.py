@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import Ridge
-from team_stores import either_store, postgres_server  # noqa: F401  (pytest fixtures)
 
 import nbtrack
 import nbtrack.pyfunc
@@ -18,12 +17,6 @@ from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
 from nbtrack.tracking.promotion import PromotionRefused, parse_requirement
 
 WORKERS = str(Path(__file__).with_name("workers.py"))
-
-
-@pytest.fixture
-def client(either_store):  # noqa: F811  (the fixture, by name)
-    """A Client on the embedded store, then on the team store (see tests/team_stores.py)."""
-    return nbtrack.Client()
 
 
 def logged_model(rmse: float, alpha: float = 1.0) -> str:
@@ -140,8 +133,8 @@ def test_models_uris_load_by_version_stage_and_alias(client):
 
 
 @pytest.mark.slow
-def test_two_processes_registering_at_once_never_share_a_number(tmp_path):
-    store = str(tmp_path / "store")
+def test_two_processes_registering_at_once_never_share_a_number():
+    store = nbtrack.get_tracking_uri()  # the test's store, embedded or team
     procs = [subprocess.Popen([sys.executable, WORKERS, "register_versions", store, "taxi",
                                "15", "runs:/x/model"], stdout=subprocess.PIPE, text=True)
              for _ in range(3)]

@@ -1,17 +1,10 @@
 import math
 
 import pytest
-from team_stores import either_store, postgres_server  # noqa: F401  (pytest fixtures)
 
 import nbtrack
 from nbtrack.entities import Metric, Param, RunTag, ViewType
 from nbtrack.exceptions import FilterSyntaxError, InvalidValueError
-
-
-@pytest.fixture
-def client(either_store):  # noqa: F811  (the fixture, by name)
-    """A Client on the embedded store, then on the team store (see tests/team_stores.py)."""
-    return nbtrack.Client()
 
 
 @pytest.fixture

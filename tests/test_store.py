@@ -22,6 +22,7 @@ def user_tags(run) -> dict:
     """A run's tags without MLflow's system tags (``mlflow.runName``, ...)."""
     return {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
 
+@pytest.mark.embedded_only("the default store is a folder")
 def test_default_location_is_dot_nbtrack_in_cwd(tmp_path, monkeypatch):
     nbtrack.set_tracking_uri(None)
     assert nbtrack.get_tracking_uri() == str(tmp_path / ".nbtrack")
@@ -31,6 +32,7 @@ def test_default_location_is_dot_nbtrack_in_cwd(tmp_path, monkeypatch):
     assert (tmp_path / ".nbtrack" / "artifacts").is_dir()
 
 
+@pytest.mark.embedded_only("the folder forms of the tracking URI")
 def test_env_var_and_set_tracking_uri_override(tmp_path, monkeypatch):
     nbtrack.set_tracking_uri(None)
     monkeypatch.setenv("NBTRACK_TRACKING_URI", str(tmp_path / "team"))
@@ -46,6 +48,7 @@ def test_env_var_and_set_tracking_uri_override(tmp_path, monkeypatch):
         nbtrack.set_tracking_uri("http://server:5000")
 
 
+@pytest.mark.embedded_only("reads the store.duckdb file itself")
 def test_schema_version_is_recorded(store_dir, client):
     client.store.close()
     conn = duckdb.connect(str(store_dir / "store.duckdb"))
@@ -54,6 +57,7 @@ def test_schema_version_is_recorded(store_dir, client):
     assert int(version[0]) == schema.SCHEMA_VERSION
 
 
+@pytest.mark.embedded_only("migrates a DuckDB file")
 def test_forward_migration_runs_in_order(tmp_path, monkeypatch):
     store = DuckDBStore(tmp_path / "s")
     store.create_experiment("kept")
@@ -72,6 +76,7 @@ def test_forward_migration_runs_in_order(tmp_path, monkeypatch):
     conn.close()
 
 
+@pytest.mark.embedded_only("a DuckDB file's schema version")
 def test_store_from_a_newer_nbtrack_is_refused(tmp_path):
     DuckDBStore(tmp_path / "s").close()
     conn = duckdb.connect(str(tmp_path / "s" / "store.duckdb"))
@@ -81,6 +86,7 @@ def test_store_from_a_newer_nbtrack_is_refused(tmp_path):
         DuckDBStore(tmp_path / "s")
 
 
+@pytest.mark.embedded_only("a DuckDB file")
 def test_duckdb_file_that_is_not_a_store(tmp_path):
     (tmp_path / "s").mkdir()
     conn = duckdb.connect(str(tmp_path / "s" / "store.duckdb"))
@@ -90,6 +96,7 @@ def test_duckdb_file_that_is_not_a_store(tmp_path):
         DuckDBStore(tmp_path / "s")
 
 
+@pytest.mark.embedded_only("a file that is not DuckDB's")
 def test_garbage_file_is_not_a_store(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "store.duckdb").write_bytes(b"this is not a database" * 100)
@@ -97,6 +104,7 @@ def test_garbage_file_is_not_a_store(tmp_path):
         DuckDBStore(tmp_path / "s")
 
 
+@pytest.mark.embedded_only("a folder that is a file")
 def test_tracking_path_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(NotAStoreError, match="is a file"):
@@ -250,6 +258,7 @@ def test_experiments(client):
         client.search_experiments(filter_string="status = 'x'")
 
 
+@pytest.mark.embedded_only("opens a DuckDBStore of its own")
 def test_sync_writes_option_writes_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRACK_SYNC_WRITES", "1")
     store = DuckDBStore(tmp_path / "s")

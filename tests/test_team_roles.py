@@ -474,7 +474,7 @@ def test_a_lake_without_the_guarded_state_says_to_run_init(team, tmp_path, monke
     uri = (f"ducklake:postgresql://{server.user}@{server.host}:{server.port}/{database}"
            f"?data={tmp_path}/data&spool={tmp_path}/local")
     monkeypatch.setenv("PGPASSWORD", server.password)
-    DuckLakeStore(uri).close()  # its owner's store; then the guarded state is gone
+    DuckLakeStore(uri, create=True).close()  # its owner's store; then the guarded state is gone
     server.psql("DROP SCHEMA nbtrack_registry CASCADE", database=database)
     person, password = server.create_role("someone")
     server.psql(f"GRANT USAGE ON SCHEMA public TO {person}; GRANT SELECT ON ALL TABLES IN "

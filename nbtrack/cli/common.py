@@ -22,7 +22,8 @@ def add_tracking_uri(parser: argparse.ArgumentParser, top: bool = False) -> None
     """``--tracking-uri``, accepted before and after the subcommand (the later one wins)."""
     parser.add_argument(
         "--tracking-uri", metavar="PATH", default=None if top else argparse.SUPPRESS,
-        help="store folder (default: NBTRACK_TRACKING_URI, else .nbtrack/ here)")
+        help="store folder, or a team store's ducklake:postgresql://user@host:port/db"
+        "?data=/shared/folder (default: NBTRACK_TRACKING_URI, else .nbtrack/ here)")
 
 
 def where_from(args) -> tuple[str | None, str]:

@@ -114,6 +114,10 @@ def du_command(args) -> int:
         largest["deleted"] = largest["deleted"].map({True: "yes", False: ""})
         more = f" ({len(runs) - len(largest)} more: --max)" if len(runs) > len(largest) else ""
         print(f"Largest runs{more}:\n" + render(largest, width) + "\n")
+    if nbtrack.get_tracking_uri().startswith("ducklake:"):
+        print(f"Team store: artifacts of these runs {human_bytes(runs['artifacts'].sum())}; "
+              "its tables are in the lake (catalog in PostgreSQL, data in the shared folder).")
+        return 0
     root = Path(nbtrack.get_tracking_uri())
     root = root.parent if root.suffix == ".duckdb" else root
     store_file = sum(folder_size(f) for f in root.glob("*.duckdb*"))
@@ -131,6 +135,11 @@ def doctor_command(args) -> int:
     from nbtrack.store import doctor
 
     location = args.path or nbtrack.get_tracking_uri()
+    if location.startswith("ducklake:"):
+        print("nbtrack doctor: doctor checks an embedded store's DuckDB file. A team store "
+              "keeps its catalog in PostgreSQL: back it up with pg_dump, and check it with "
+              "PostgreSQL's own tools.", file=sys.stderr)
+        return 2
     progress = not args.no_progress and sys.stderr.isatty()
     try:
         return _doctor_run(doctor, location, args.repair, progress)

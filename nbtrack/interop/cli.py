@@ -1,4 +1,4 @@
-"""``nbtrack import-mlflow SOURCE`` and ``nbtrack export-mlflow DEST``."""
+"""``nbtrack import-mlflow SOURCE``, ``nbtrack export-mlflow DEST`` and ``nbtrack push``."""
 
 from __future__ import annotations
 
@@ -37,6 +37,23 @@ def add_parsers(sub) -> None:
     add_tracking_uri(exporting)
     exporting.set_defaults(func=export_command, read_only=True)
 
+    pushing = sub.add_parser(
+        "push", help="send this store's runs, artifacts and registry to another (the team's)",
+        description="Send experiments, runs (params, tags, full metric history, inputs, "
+        "artifacts, status, times, source) and registered models (versions, stages, aliases, "
+        "tags) to another nbtrack store, usually the team store. Runs keep their ids and only "
+        "what the target lacks is sent, so pushing again adds nothing and a push that was cut "
+        "off resumes. Runs still RUNNING are sent as they are; push again once they end.")
+    pushing.add_argument("--to", required=True, metavar="URI",
+                         help="the target store: ducklake:postgresql://user@host/db?data=... "
+                              "(the team store) or a folder")
+    pushing.add_argument("--experiment", action="append", metavar="NAME",
+                         help="push only this experiment (repeat for several); registered "
+                              "models follow their runs")
+    pushing.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_tracking_uri(pushing)
+    pushing.set_defaults(func=push_command, read_only=True)
+
 
 def import_command(args) -> int:
     from nbtrack.interop.importer import import_mlflow
@@ -51,5 +68,18 @@ def export_command(args) -> int:
     from nbtrack.interop.exporter import export_mlflow
 
     summary = export_mlflow(args.dest, show_progress=not args.no_progress)
+    print(summary)
+    return 0
+
+
+def push_command(args) -> int:
+    from nbtrack.interop.push import PushConflictError, push
+
+    try:
+        summary = push(args.to, experiment_names=args.experiment,
+                       show_progress=not args.no_progress)
+    except PushConflictError as exc:
+        print(exc.summary)
+        raise
     print(summary)
     return 0

@@ -80,10 +80,22 @@ def import_source(version, model_sources: dict[str, str], run_ids: dict[str, str
 
 
 def import_registry(mlflow_client, client, summary: Summary, model_sources: dict[str, str],
-                    run_ids: dict[str, str]) -> None:
-    """Copy every registered model of the MLflow store into nbtrack."""
+                    run_ids: dict[str, str], source_for=None, names: set[str] | None = None,
+                    copied: str = "imported") -> dict[str, dict[str, str]]:
+    """Copy every registered model of the MLflow store (or of ``names``) into nbtrack.
+
+    ``source_for(version)`` gives a version's source in nbtrack, or None when its model is not
+    in a copied run (default: ``import_source``); ``copied`` is the word the skips use. Another
+    nbtrack ``Client`` is read the same way (``nbtrack push``). Returns, per model, the copied
+    versions' numbers: ``{source number: number in nbtrack}``.
+    """
+    if source_for is None:
+        source_for = partial(import_source, model_sources=model_sources, run_ids=run_ids)
+    copies: dict[str, dict[str, str]] = {}
     for model in pages(mlflow_client.search_registered_models, max_results=1000):
         name = model.name
+        if names is not None and name not in names:
+            continue
         try:
             current = client.get_registered_model(name)
             summary.already("registered models")
@@ -103,10 +115,10 @@ def import_registry(mlflow_client, client, summary: Summary, model_sources: dict
         claimed: set[str] = set()
         for version in sorted(versions, key=lambda v: int(v.version)):
             what = f"{name}/{version.version}"
-            source = import_source(version, model_sources, run_ids)
+            source = source_for(version)
             if source is None:
                 summary.skip("model version", what, f"its source {version.source} is not in a "
-                             "run that was imported")
+                             f"run that was {copied}")
                 continue
             run_id = run_ids.get(version.run_id or "", version.run_id)
             match = find_copy(have, source, run_id, version.version, claimed)
@@ -131,6 +143,8 @@ def import_registry(mlflow_client, client, summary: Summary, model_sources: dict
             if stage is not None and stage != _stage(match):
                 client.transition_model_version_stage(name, match.version, stage)
         _copy_aliases(client, name, _aliases(model), _aliases(current), numbers, summary)
+        copies[name] = numbers
+    return copies
 
 
 def _copy_aliases(target, name: str, aliases: dict[str, str], existing: dict[str, str],

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.entities import Experiment, Run, RunSource
 
@@ -208,6 +208,12 @@ class Store(ABC):
         """An environment by hash: python version, platform and packages."""
 
     # whole store -------------------------------------------------------------------------
+    def at(self, as_of) -> Any:
+        """The store as it was at ``as_of``, read-only: only the team store keeps the past."""
+        from nbtrack.store.lake_snapshots import EMBEDDED, TimeTravelError
+
+        raise TimeTravelError(EMBEDDED)
+
     @abstractmethod
     def sql(self, query: str, parameters: list | None = None):
         """Run one read-only SELECT over the documented views; return a DataFrame."""

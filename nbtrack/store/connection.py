@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from nbtrack.exceptions import (
     NbtrackError,
@@ -186,7 +186,42 @@ def create_file(db_path: Path) -> None:
     duckdb.connect(str(db_path), config={"default_block_size": str(BLOCK_SIZE)}).close()
 
 
-class ConnectionManager:
+#: the kind of connection a holder hands out
+C = TypeVar("C")
+
+
+class HeldConnection(Generic[C]):
+    """One connection per process, handed to one thread at a time under the store lock.
+
+    What the embedded store's ``ConnectionManager`` and the team store's ``LakeConnections``
+    share: the lock, the connection, how deeply it is in use, and what a forked child drops.
+    """
+
+    def __init__(self, lock: StoreLock) -> None:
+        self.lock = lock
+        self._mutex = threading.RLock()
+        self._conn: C | None = None
+        self._depth = 0
+        self.opens = 0  # how many times the connection was made: for tests and benchmarks
+        #: facts about the store that hold while the connection is open (see the subclasses)
+        self.session_cache: dict = {}
+        #: called after each open: the store starts the thread that closes an idle file
+        self.after_open: Callable[[], None] | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether this process holds the connection (and the lock) now."""
+        return self._conn is not None
+
+    def forget(self) -> None:
+        """Drop the connection and lock without closing them: for a forked child process."""
+        self._conn = None
+        self._depth = 0
+        self._mutex = threading.RLock()
+        self.lock.forget()
+
+
+class ConnectionManager(HeldConnection["Connection"]):
     """Hands out the store's DuckDB connection to one thread at a time, under the store lock."""
 
     def __init__(
@@ -197,28 +232,16 @@ class ConnectionManager:
         linger: float | None = None,
         timeout: float | None = None,
     ) -> None:
+        super().__init__(lock)
         self.db_path = db_path
-        self.lock = lock
         self._on_open = on_open
         self.linger = float_env("NBTRACK_LINGER", 0.25) if linger is None else linger
         self.timeout = float_env("NBTRACK_LOCK_TIMEOUT", 120.0) if timeout is None else timeout
-        self._mutex = threading.RLock()
-        self._conn: Connection | None = None
-        self._depth = 0
         self._last_used = 0.0
-        self.opens = 0  # how many times the file was opened: for tests and benchmarks
-        # Facts about the file that only a writer can change. While this process has the file
-        # open no other process can write, so they stay true until it is closed (or this
-        # process writes, which clears them).
-        self.session_cache: dict = {}
+        # session_cache: facts about the file that only a writer can change. While this
+        # process has the file open no other process can write, so they stay true until it is
+        # closed (or this process writes, which clears them).
         self._damaged = False  # a read found the file damaged: close it once unused
-        #: Called after each open: the store starts the thread that closes an idle file.
-        self.after_open: Callable[[], None] | None = None
-
-    @property
-    def is_open(self) -> bool:
-        """Whether the DuckDB file is open (and the lock held) now."""
-        return self._conn is not None
 
     @contextmanager
     def use(self, timeout: float | None = None) -> Iterator[Connection]:
@@ -281,13 +304,6 @@ class ConnectionManager:
         """Close the file and release the lock."""
         with self._mutex:
             self._close()
-
-    def forget(self) -> None:
-        """Drop the connection and lock without closing them: for a forked child process."""
-        self._conn = None
-        self._depth = 0
-        self._mutex = threading.RLock()
-        self.lock.forget()
 
     def _open(self, timeout: float) -> Connection:
         import duckdb

@@ -43,6 +43,11 @@ OPEN_WAIT = 0.5
 _LIVE_STORES: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
 
 
+def close_at_exit(store: DuckDBStore) -> None:
+    """Have the exit path (``close_all_at_exit``) close ``store``, and a forked child forget it."""
+    _LIVE_STORES.add(store)
+
+
 
 def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
@@ -78,7 +83,7 @@ class DuckDBStore(ExperimentsMixin, RegistryMixin, Backend):
         self._known_runs: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._created_runs: set[str] = set()  # runs whose every value passes through here
         self._seen_environments: set[str] = set()
-        _LIVE_STORES.add(self)
+        close_at_exit(self)
         # create or check the schema now, so a bad store fails at once; then take in what
         # processes that died left in the spool, and mark their runs KILLED. A store that
         # exists but is busy is checked by the merger later: logging must not wait for it.

@@ -1,4 +1,4 @@
-"""The team store (phase 1): the embedded store's code on a DuckLake with a PostgreSQL catalog.
+"""The team store: the embedded store's code on a DuckLake with a PostgreSQL catalog.
 
 ``DuckLakeStore`` is ``DuckDBStore`` with another connection: instead of a DuckDB file opened under
 the store lock, one DuckDB connection per process that attaches the DuckLake
@@ -14,10 +14,12 @@ Every other change (registry, experiments, run deletion) is one transaction that
 the lake's ``changed`` row, so two of them on different machines conflict, and the second is run
 again whole (``RETRIED``): version numbers stay unique and contiguous across machines.
 
-Not ready yet (so ``store.registry`` does not open ``ducklake:`` URIs; see ``NOT_READY``):
-artifacts are kept in the local folder, not shared; ``s3://`` data; roles and grants; time
-travel; the exit path. See docs/team-store.md. Like the embedded store's, the connection reaches
-no file but the lake's data folder (``sandbox.lock_down`` once the lake is attached).
+Artifacts are files under the lake's shared data folder (``<data>/artifacts/<run id>/``), so
+every machine reads what any machine logged. Opening a store never creates a lake: that is
+``DuckLakeStore(uri, create=True)`` (what ``nbtrack team init`` does), so a mistyped URI or a
+read-only command cannot leave an empty catalog behind. What is still missing is listed in
+docs/team-store.md. Like the embedded store's, the connection reaches no file but the lake's
+data folder (``sandbox.lock_down`` once the lake is attached).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import functools
 import hashlib
 import os
 import random
-import threading
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -35,24 +37,18 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from nbtrack.clock import now_ms
-from nbtrack.exceptions import NbtrackError, NotAStoreError, StoreVersionError
-from nbtrack.store import lake_extensions, lake_sql, run_index, sandbox, schema
-from nbtrack.store.duckdb_store import DuckDBStore
+from nbtrack.exceptions import NbtrackError, NotAStoreError, StoreBusyError, StoreVersionError
+from nbtrack.store import lake_extensions, lake_snapshots, lake_sql, run_index, sandbox, schema
+from nbtrack.store.connection import HeldConnection
+from nbtrack.store.duckdb_store import DuckDBStore, close_at_exit
 from nbtrack.store.experiments import ARTIFACTS_DIR
 from nbtrack.store.lake_registry import LakeRegistryMixin
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.write_path import WritePath
 
 SCHEME = "ducklake:"
-#: what a ``ducklake:`` tracking URI answers until the team store is complete
-NOT_READY = (
-    "The team store (ducklake: tracking URIs) is not ready yet. Working, in "
-    "nbtrack.store.ducklake_store.DuckLakeStore: experiments, runs, params, tags, metrics, "
-    "search, get_run, the registry's versions, stages and aliases, sql over the nbtrack views, "
-    "and writes through each machine's spool. Not yet: shared artifacts, s3:// data, roles "
-    "and grants, time travel, closing at exit, many machines merging at full speed, push. See "
-    "docs/team-store.md; until then, track into a folder (the default .nbtrack/)."
-)
+#: the extensions a lake on a shared folder needs (loading each costs ~0.3 s per connection)
+LAKE_EXTENSIONS = ("ducklake", "postgres_scanner")
 #: touched after every merge: the write path's "has the store changed since" looks at it
 STAMP_FILE = "merged.stamp"
 
@@ -67,7 +63,8 @@ RETRIED = (
     "delete_registered_model", "set_registered_model_tag", "create_model_version",
     "update_model_version", "delete_model_version", "set_model_version_tag",
     "transition_model_version_stage", "set_registered_model_alias",
-    "delete_registered_model_alias", "record_registry_event", "set_run_lifecycle",
+    "delete_registered_model_alias", "record_registry_event", "append_registry_events",
+    "set_run_lifecycle",
     "mark_dead_runs",
 )
 
@@ -96,6 +93,40 @@ def _retried(name: str):
 
 class TeamStoreURIError(NbtrackError):
     """A ``ducklake:`` URI that cannot be used as it is."""
+
+
+class TeamStoreMissingError(NotAStoreError):
+    """The catalog database holds no nbtrack team store (``nbtrack team init`` makes one)."""
+
+
+class TeamStoreUnreachableError(StoreBusyError):
+    """The catalog's PostgreSQL server could not be reached or refused the login.
+
+    A ``StoreBusyError``: a background merge leaves the values in the spool and tries again.
+    """
+
+
+#: DuckLake's words when ``CREATE_IF_NOT_EXISTS false`` finds no lake in the catalog database
+_NO_LAKE = "creating a new ducklake is explicitly disabled"
+_UNREACHABLE = re.compile(r'Unable to connect to Postgres at "[^"]*": (.*)', re.DOTALL)
+
+
+def open_error(exc: BaseException, uri: str, local: Path) -> NbtrackError | None:
+    """The error that says what to do when attaching the lake failed with ``exc``, if known."""
+    text = str(exc)
+    if _NO_LAKE in text.lower():
+        return TeamStoreMissingError(
+            f"There is no nbtrack team store at {uri}: its PostgreSQL database holds no "
+            "DuckLake catalog. A maintainer creates it once with: nbtrack team init URI.")
+    found = _UNREACHABLE.search(text)
+    if found:
+        reason = " ".join(found.group(1).split())
+        return TeamStoreUnreachableError(
+            f"The team store's catalog could not be reached: {reason}. Check that the "
+            "PostgreSQL server runs and that host, port and database in the URI are right; "
+            "a password comes from ~/.pgpass (PGPASSFILE), a service file or PGPASSWORD, "
+            f"never the URI. Values logged meanwhile wait in this machine's spool ({local}).")
+    return None
 
 
 def parse_uri(uri: str) -> dict[str, str]:
@@ -142,34 +173,25 @@ def parse_uri(uri: str) -> dict[str, str]:
             "local": str(local.resolve())}
 
 
-class LakeConnections:
+class LakeConnections(HeldConnection[lake_sql.LakeConnection]):
     """One DuckLake connection for this process, handed to one thread at a time.
 
     The interface ``WritePath`` and the store's mixins use of ``ConnectionManager``: ``use``,
     ``transaction``, ``session_cache``, ``close_if_idle``, ``close``, ``forget``. Each
     outermost ``use`` holds the machine's store lock, so the processes of one machine merge in
     turn; the connection itself stays open, since a DuckLake has no file to hand over.
+    ``create``: make the lake in the catalog database if there is none (else that is an error).
     """
 
-    def __init__(self, libpq: str, data: str, local: Path, on_open, password: str | None = None
-                 ) -> None:
-        self.libpq, self.data, self.on_open = libpq, data, on_open
-        self.password = password
+    def __init__(self, uri: str, parts: dict[str, str], on_open, password: str | None = None,
+                 create: bool = False) -> None:
+        local = Path(parts["local"])
+        super().__init__(StoreLock(local))
+        self.uri, self.libpq, self.data, self.on_open = uri, parts["libpq"], parts["data"], on_open
+        self.password, self.create, self.local = password, create, local
         self.db_path = local / STAMP_FILE
-        self.lock = StoreLock(local)
         self.linger = 0.0
         self.timeout = float(os.environ.get("NBTRACK_LOCK_TIMEOUT", "120"))
-        self.session_cache: dict = {}
-        self.after_open = None
-        self.opens = 0
-        self._mutex = threading.RLock()
-        self._conn: lake_sql.LakeConnection | None = None
-        self._depth = 0
-
-    @property
-    def is_open(self) -> bool:
-        """Whether this process holds a connection to the lake."""
-        return self._conn is not None
 
     def _connect(self) -> lake_sql.LakeConnection:
         import duckdb
@@ -179,11 +201,18 @@ class LakeConnections:
         raw = duckdb.connect(config={"autoinstall_known_extensions": False,
                                      "autoload_known_extensions": False})
         try:
-            lake_extensions.load(raw)
+            lake_extensions.load(raw, LAKE_EXTENSIONS)  # httpfs only once s3:// data is
             libpq = self.libpq + (f" password={self.password}" if self.password else "")
             target = f"ducklake:postgres:{libpq}".replace("'", "''")
-            raw.execute(f"ATTACH '{target}' AS lake (DATA_PATH "
-                        f"'{self.data.rstrip('/')}/')")
+            options = "" if self.create else ", CREATE_IF_NOT_EXISTS false"
+            try:
+                raw.execute(f"ATTACH '{target}' AS lake (DATA_PATH "
+                            f"'{self.data.rstrip('/')}/'{options})")
+            except duckdb.Error as exc:
+                error = open_error(exc, self.uri, self.local)
+                if error is None:
+                    raise
+                raise error from None
             raw.execute("USE lake")
             raw.execute("SET enable_progress_bar = false")
             # from here on no query reaches a file outside the lake's data folder
@@ -198,11 +227,17 @@ class LakeConnections:
 
     @contextmanager
     def use(self, timeout: float | None = None) -> Iterator[lake_sql.LakeConnection]:
-        """Yield the connection (made on first use) while holding the machine's store lock."""
+        """Yield the connection (made on first use) while holding the machine's store lock.
+
+        The session cache (index columns, merged offsets, …) is emptied at each outermost use.
+        """
         with self._mutex:
             outer = self._depth == 0
             if outer:
                 self.lock.acquire(self.timeout if timeout is None else timeout)
+                # other machines, and this machine's other processes, change the lake while
+                # the connection stays open: what was cached about it holds for one use only
+                self.session_cache.clear()
             self._depth += 1
             try:
                 if self._conn is None:
@@ -246,27 +281,32 @@ class LakeConnections:
             if conn is not None:
                 conn.close()
 
-    def forget(self) -> None:
-        """In a forked child: drop the parent's connection and lock without closing them."""
-        self._conn = None
-        self._depth = 0
-        self._mutex = threading.RLock()
-        self.lock.forget()
-
 
 class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
-    """The team store: the embedded store's operations on a DuckLake (phase 1, see above)."""
+    """The team store: the embedded store's operations on a DuckLake (see above).
 
-    def __init__(self, uri: str, password: str | None = None) -> None:
+    ``create``: make the lake and its tables if the catalog database has none; otherwise a
+    database without them is refused (``TeamStoreMissingError``) and nothing is created there.
+    """
+
+    #: the past snapshots this process has attached (time travel), made on first use
+    _snapshots: lake_snapshots.Snapshots | None = None
+
+    def __init__(self, uri: str, password: str | None = None, create: bool = False) -> None:
         parts = parse_uri(uri)
         self.uri = uri
+        self.create = create
         self.root = Path(parts["local"])
         self.root.mkdir(parents=True, exist_ok=True)
-        self.artifact_root = self.root / ARTIFACTS_DIR
-        self.artifact_root.mkdir(exist_ok=True)
-        Path(parts["data"]).mkdir(parents=True, exist_ok=True)
+        self.artifact_root = Path(parts["data"]) / ARTIFACTS_DIR
+        if create:
+            self.artifact_root.mkdir(parents=True, exist_ok=True)
+        elif not Path(parts["data"]).is_dir():
+            raise TeamStoreURIError(
+                f"The team store's data folder {parts['data']} does not exist on this machine. "
+                "Mount the team's shared folder there (or fix ?data= in the URI).")
         self._connection = LakeConnections(  # type: ignore[assignment]
-            parts["libpq"], parts["data"], self.root, self._open_lake, password)
+            uri, parts, self._open_lake, password, create)
         self.db_path = self._connection.db_path
         self.sync_writes = os.environ.get("NBTRACK_SYNC_WRITES", "").lower() in ("1", "true")
         self._writes = WritePath(self.root, self._connection,
@@ -274,6 +314,7 @@ class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
         self._known_runs = OrderedDict()
         self._created_runs = set()
         self._seen_environments = set()
+        close_at_exit(self)
         with self._connection.use() as conn:
             self._writes.merge(conn, tidy=True)
 
@@ -282,22 +323,28 @@ class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
 
     def _prepare_lake(self, conn) -> None:
         """Create the tables in an empty lake, or check the lake's schema version."""
-        names = {row[0] for row in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'lake' "
-            "AND table_schema = 'main'").fetchall()}
-        if names and "nbtrack_meta" not in names:
-            raise NotAStoreError(f"The lake {self.uri} has tables but is not an nbtrack store.")
-        version = 0
-        if names:
+        import duckdb
+
+        try:  # the usual case first: one small read (the catalog's listing costs more)
             row = conn.execute(
                 "SELECT value FROM nbtrack_meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 0
+        except duckdb.CatalogException:
+            version = 0
+            if conn.execute("SELECT count(*) FROM information_schema.tables WHERE "
+                            "table_catalog = 'lake' AND table_schema = 'main'").fetchone()[0]:
+                raise NotAStoreError(
+                    f"The lake {self.uri} has tables but is not an nbtrack store.") from None
         if version > schema.SCHEMA_VERSION:
             raise StoreVersionError(
                 f"The team store {self.uri} has schema version {version}, written by a newer "
                 f"nbtrack; this one understands up to {schema.SCHEMA_VERSION}. Upgrade nbtrack.")
         if version == schema.SCHEMA_VERSION:
             return
+        if version == 0 and not self.create:
+            raise TeamStoreMissingError(
+                f"The lake at {self.uri} holds no nbtrack tables yet. A maintainer creates "
+                "them once with: nbtrack team init URI.")
         conn.execute("BEGIN TRANSACTION")
         try:
             for step in range(version, schema.SCHEMA_VERSION):
@@ -348,6 +395,24 @@ class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
         """How many writes the lake refused (kept in ``spool_rejects``)."""
         return self._read(lambda conn, _store: conn.execute(
             "SELECT count(*) FROM spool_rejects").fetchone()[0])
+
+    # time travel (lake_snapshots) ------------------------------------------------------------
+    def at(self, as_of) -> lake_snapshots.SnapshotStore:
+        """The team store as it was at ``as_of`` (datetime, ISO string or epoch ms), read-only."""
+        snapshots = self._snapshots
+        if snapshots is None:
+            lake: LakeConnections = self._connection  # type: ignore[assignment]
+            snapshots = self._snapshots = lake_snapshots.Snapshots(
+                lake.use, lambda: lake.libpq + (f" password={lake.password}"
+                                                if lake.password else ""), lake.data,
+                self.root, self.artifact_root)
+        return snapshots.at(as_of)
+
+    def close(self, merge_timeout: float | None = None) -> None:
+        """Close the snapshots this process opened, then the store."""
+        if self._snapshots is not None:
+            self._snapshots.close()
+        super().close(merge_timeout)
 
     def rebuild_index(self) -> None:
         """Recreate ``run_index`` from the normalised tables (one snapshot)."""

@@ -18,10 +18,11 @@ ARTIFACTS_DIR = "artifacts"
 
 
 class ExperimentsMixin:
-    """The experiment operations of ``DuckDBStore`` (uses its ``_connection`` and ``root``)."""
+    """The experiment operations of ``DuckDBStore`` (its ``_connection``, ``artifact_root``)."""
 
     _connection: ConnectionManager
     root: Path
+    artifact_root: Path
 
     def create_experiment(
         self, name: str, artifact_location: str | None = None, tags: dict | None = None,
@@ -80,7 +81,7 @@ class ExperimentsMixin:
             Experiment(
                 experiment_id=r[0],
                 name=r[1],
-                artifact_location=str(self.root / r[2]),
+                artifact_location=str(self.artifact_root.parent / r[2]),
                 lifecycle_stage=r[3],
                 creation_time=r[4],
                 last_update_time=r[5],

@@ -91,6 +91,17 @@ class RegistryMixin:
             self._event(conn, action, name, None if version is None else _number(version),
                         field, from_value, to_value, comment)
 
+    def append_registry_events(self, events: list[dict]) -> None:
+        """Append entries to the audit log as another store recorded them (times, users kept)."""
+        with self._connection.transaction() as conn:
+            for event in events:
+                conn.execute(
+                    "INSERT INTO registry_events SELECT coalesce(max(event_id), 0) + 1, ?, ?, ?, "
+                    "?, ?, ?, ?, ?, ? FROM registry_events",
+                    [int(event["timestamp"]), event.get("user_id"), event["action"],
+                     event["name"], event.get("version"), event.get("field"),
+                     event.get("from_value"), event.get("to_value"), event.get("comment")])
+
     def registry_events(self, name: str | None = None):
         """The audit log, oldest first, as a DataFrame (one model's, or all of it)."""
         with self._connection.use() as conn:

@@ -19,22 +19,25 @@ def resolve_uri(uri: str | os.PathLike | None) -> str:
     """Normalise a tracking URI: None means ``.nbtrack/`` under the working directory.
 
     Accepted forms: a folder path, ``file:///folder``, and ``duckdb:///folder`` (or a path to a
-    ``.duckdb`` file whose folder then holds the artifacts).
+    ``.duckdb`` file whose folder then holds the artifacts) for the embedded store, and
+    ``ducklake:postgresql://user@host:port/db?data=/shared/folder`` for the team store.
     """
     if uri is None or str(uri) == "":
         return str(Path.cwd() / DEFAULT_DIR)
     text = str(uri)
     parsed = urlparse(text)
-    if parsed.scheme == "ducklake":
-        from nbtrack.store.ducklake_store import NOT_READY
+    if parsed.scheme == "ducklake":  # the team store: checked (no password), kept as written
+        from nbtrack.store.ducklake_store import parse_uri
 
-        raise NbtrackError(NOT_READY)
+        parse_uri(text)
+        return text
     if parsed.scheme in ("file", "duckdb"):
         return str(Path(unquote(parsed.netloc + parsed.path)).expanduser().resolve())
     if parsed.scheme and len(parsed.scheme) > 1:
         raise NbtrackError(
             f"Unsupported tracking URI {text!r}. Use a folder path (the default is .nbtrack/ "
-            "in the working directory), file:///path or duckdb:///path."
+            "in the working directory), file:///path or duckdb:///path, or a team store's "
+            "ducklake:postgresql://user@host:port/db?data=/shared/folder."
         )
     return str(Path(text).expanduser().resolve())
 
@@ -51,7 +54,11 @@ def get_store(uri: str | os.PathLike | None = None) -> Backend:
             from nbtrack.store.duckdb_store import DuckDBStore
 
             path = Path(location)
-            if path.suffix == ".duckdb":
+            if location.startswith("ducklake:"):
+                from nbtrack.store.ducklake_store import DuckLakeStore
+
+                store = DuckLakeStore(location)
+            elif path.suffix == ".duckdb":
                 store = DuckDBStore(path.parent, db_file=path.name)
             else:
                 store = DuckDBStore(path)

@@ -109,6 +109,10 @@ class RegistryStore(ABC):
         """Append a decision that changed nothing (a refused promotion) to the audit log."""
 
     @abstractmethod
+    def append_registry_events(self, events: list[dict]) -> None:
+        """Append audit log entries as another store recorded them, keeping times and users."""
+
+    @abstractmethod
     def registry_events(self, name: str | None = None):
         """The audit log, oldest first, as a DataFrame (one model's, or all of it)."""
 

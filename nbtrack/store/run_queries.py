@@ -111,7 +111,7 @@ def _runs_from_index(conn, store, table) -> list[Run]:
             (params, tags, metrics)[kind][run_id][key] = number if kind == 2 else value
     inputs = _inputs(conn, store, ids)
     columns = table.select(list(_RUN_COLUMNS)).to_pydict()
-    root = str(store.root)
+    root = str(store.artifact_root.parent)  # artifact_uri is relative to it
     runs = []
     for i, run_id in enumerate(ids):
         artifact_uri = columns["artifact_uri"][i]
@@ -222,7 +222,7 @@ def search_runs_frame(conn, store, experiment_ids, filter_string, view_type, max
     kept = [n for n in sorted(set(table.column_names) - set(_FRAME_COLUMNS))
             if rows and table.column(n).null_count < rows]
     frame = table.select([*_FRAME_COLUMNS, *kept]).to_pandas()
-    root = str(store.root)
+    root = str(store.artifact_root.parent)  # artifact_uri is relative to it
     frame["artifact_uri"] = [f"{root}/{p}" if p else p for p in frame["artifact_uri"]]
     for col in ("start_time", "end_time"):
         frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)

@@ -167,7 +167,7 @@ def init_team(uri: str) -> list[str]:
             admin.execute(DDL)
             changes.append(f"created the registry's guarded state (schema {SCHEMA})")
         if not _has_nbtrack_tables(admin, schema):
-            DuckLakeStore(uri).close()
+            DuckLakeStore(uri, create=True).close()
             changes.append("created nbtrack's tables in the lake")
         _ensure_roles(admin, changes)
         _ensure_rights(admin, schema, changes)

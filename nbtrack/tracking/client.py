@@ -267,9 +267,12 @@ class Client(ArtifactsClientMixin, ImportClientMixin, RegistryClientMixin):
         shown = {**{k: str(v) for k, v in tags.items()}, **system_tags.from_columns(columns)}
         return Run(info, RunData(tags=shown), source=new.source)
 
-    def get_run(self, run_id: str) -> Run:
-        """Return a run with its latest metrics, params, tags, inputs and source."""
-        return self._store.get_run(run_id)
+    def get_run(self, run_id: str, as_of=None) -> Run:
+        """Return a run with its latest metrics, params, tags, inputs and source.
+
+        ``as_of`` (team store only): the run as it was at that moment.
+        """
+        return self._store_at(as_of).get_run(run_id)
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         """Change a run's status or name. Setting RUNNING claims the run for this process."""
@@ -434,14 +437,16 @@ class Client(ArtifactsClientMixin, ImportClientMixin, RegistryClientMixin):
         max_results: int = SEARCH_MAX_RESULTS,
         order_by: str | list[str] | None = None,
         page_token: str | None = None,
+        as_of=None,
     ) -> PagedList:
         """A page of runs as ``Run`` entities; ``.token`` fetches the next page.
 
-        ``max_results`` is at most 50,000, as in MLflow.
+        ``max_results`` is at most 50,000, as in MLflow. ``as_of`` (a datetime, an ISO string
+        or epoch ms; the team store only) answers as the store was at that moment.
         """
         check_max_results(max_results, RUNS_PAGE_LIMIT)
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
-        runs, token = self._store.search_runs(
+        runs, token = self._store_at(as_of).search_runs(
             [str(i) for i in ids], filter_string, run_view_type, max_results,
             [order_by] if isinstance(order_by, str) else order_by, page_token,
         )
@@ -481,12 +486,15 @@ class Client(ArtifactsClientMixin, ImportClientMixin, RegistryClientMixin):
 
     def search_runs_frame(self, experiment_ids: list[str], filter_string: str | None,
                           run_view_type: int, max_results: int,
-                          order_by: str | list[str] | None):
-        """The search as a pandas DataFrame with MLflow's columns."""
-        return self._store.search_runs_frame(experiment_ids, filter_string, run_view_type,
+                          order_by: str | list[str] | None, as_of=None):
+        """The search as a pandas DataFrame with MLflow's columns (``as_of``: as it was then)."""
+        return self._store_at(as_of).search_runs_frame(experiment_ids, filter_string, run_view_type,
                                              max_results,
                                              [order_by] if isinstance(order_by, str) else order_by)
 
-    def sql(self, query: str, parameters: list | None = None):
-        """One read-only SELECT over the store's documented views, as a DataFrame."""
-        return self._store.sql(query, parameters)
+    def sql(self, query: str, parameters: list | None = None, as_of=None):
+        """One read-only SELECT over the store's documented views, as a DataFrame.
+
+        ``as_of`` (team store only): over the views as they were at that moment.
+        """
+        return self._store_at(as_of).sql(query, parameters)

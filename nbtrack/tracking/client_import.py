@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nbtrack.clock import now_ms
 from nbtrack.entities import RunSource
 from nbtrack.exceptions import NotFoundError
 from nbtrack.store.base import NewRun
@@ -62,3 +63,31 @@ class ImportClientMixin:
             if isinstance(text, str):
                 check_text(text, f"dataset {field}")
         self._store.add_input(run_id, dict(dataset), context)
+
+    def import_environment(self, env_hash: str, environment: dict) -> None:
+        """Record an environment as another store described it (``get_environment``'s shape).
+
+        ``environment`` has ``python_version``, ``platform`` and ``packages`` (``{name:
+        version}``); it is kept under ``env_hash`` unless one is kept there already.
+        """
+        packages = environment.get("packages") or {}
+        self._store.add_environment(env_hash, {
+            "python_version": environment.get("python_version"),
+            "platform": environment.get("platform"),
+            "packages": [{"name": n, "version": v} for n, v in packages.items()],
+            "time": now_ms(),
+        })
+
+    def import_registry_events(self, events: list[dict]) -> None:
+        """Append audit log entries as another store recorded them, keeping times and users.
+
+        Each has ``get_registry_events``' columns: ``timestamp``, ``user_id``, ``action``,
+        ``name``, ``version``, ``field``, ``from_value``, ``to_value``, ``comment``.
+        """
+        for event in events:
+            for field in ("user_id", "action", "name", "field", "from_value", "to_value",
+                          "comment"):
+                if isinstance(event.get(field), str):
+                    check_text(event[field], f"registry event {field}")
+        if events:
+            self._store.append_registry_events(events)

@@ -393,11 +393,14 @@ def search_runs(
     output_format: str = "pandas",
     search_all_experiments: bool = False,
     experiment_names: list[str] | None = None,
+    as_of=None,
 ):
     """Search runs; by default a DataFrame with MLflow's columns, or ``output_format="list"``.
 
     Filters take MLflow's grammar plus OR, NOT and parentheses, e.g.
     ``"metrics.rmse < 5 AND (params.model = 'lasso' OR params.model = 'ridge')"``.
+    ``as_of`` (a datetime, an ISO string or epoch ms; the team store only) answers as the
+    store was at that moment: the leaderboard of date D.
     """
     client = current_client()
     ids = _experiment_ids(client, experiment_ids, experiment_names, search_all_experiments)
@@ -406,7 +409,8 @@ def search_runs(
         out: list[Run] = []
         while True:
             page = client.search_runs(ids, filter_string, run_view_type,
-                                      min(max_results - len(out), 50_000), order_by, token)
+                                      min(max_results - len(out), 50_000), order_by, token,
+                                      as_of=as_of)
             out.extend(page)
             token = page.token
             if not token or len(out) >= max_results:
@@ -414,7 +418,7 @@ def search_runs(
     if output_format != "pandas":
         raise NbtrackError(f"output_format is 'pandas' or 'list', not {output_format!r}.")
     return client.search_runs_frame(ids, filter_string, run_view_type, max_results,
-                                          order_by)
+                                    order_by, as_of=as_of)
 
 
 def get_run(run_id: str) -> Run:
@@ -455,15 +459,16 @@ def delete_experiment(experiment_id: str) -> None:
     current_client().delete_experiment(experiment_id)
 
 
-def sql(query: str, parameters: list | None = None):
+def sql(query: str, parameters: list | None = None, as_of=None):
     """Run one read-only SELECT over the store's views and return a DataFrame.
 
     Views: ``experiments``, ``runs`` (one row per run with ``params``, ``metrics`` and ``tags``
     maps), ``params``, ``tags``, ``metrics`` (full history), ``latest_metrics``, ``artifacts``,
     ``inputs``, ``environments``, ``registered_models``, ``model_versions``,
-    ``registry_events``.
+    ``registry_events``. ``as_of`` (a datetime, an ISO string or epoch ms; the team store
+    only) queries the views as they were at that moment.
     """
-    return current_client().sql(query, parameters)
+    return current_client().sql(query, parameters, as_of=as_of)
 
 
 def flush() -> None:

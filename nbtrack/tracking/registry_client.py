@@ -25,6 +25,10 @@ class RegistryClientMixin:
 
     _store: Backend
 
+    def _store_at(self, as_of):
+        """The store, or with ``as_of`` the team store as it was at that moment (read-only)."""
+        return self._store if as_of is None else self._store.at(as_of)
+
     # registered models ----------------------------------------------------------------------
     def create_registered_model(self, name: str, tags: dict | None = None,
                                 description: str | None = None) -> RegisteredModel:
@@ -32,18 +36,19 @@ class RegistryClientMixin:
         self._store.create_registered_model(name, description, tags)
         return self._store.get_registered_model(name)
 
-    def get_registered_model(self, name: str) -> RegisteredModel:
-        """A registered model, with its latest version in each stage."""
-        return self._store.get_registered_model(name)
+    def get_registered_model(self, name: str, as_of=None) -> RegisteredModel:
+        """A registered model, with its latest version in each stage (``as_of``: as it was)."""
+        return self._store_at(as_of).get_registered_model(name)
 
     def search_registered_models(self, filter_string: str | None = None,
                                  max_results: int = SEARCH_MAX_RESULTS,
                                  order_by: list[str] | None = None,
-                                 page_token: str | None = None) -> PagedList:
+                                 page_token: str | None = None, as_of=None) -> PagedList:
         """A page of registered models matching a filter such as ``name LIKE '%taxi%'``."""
         limit = check_max_results(max_results, REGISTERED_MODELS_PAGE_LIMIT, allow_zero=True)
+        store = self._store_at(as_of)
         return page_of(
-            lambda n: self._store.search_registered_models(filter_string, n, order_by),
+            lambda n: store.search_registered_models(filter_string, n, order_by),
             limit, page_token)
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
@@ -88,9 +93,9 @@ class RegistryClientMixin:
             else model.run_id
         return self.create_model_version(name, source, run_id, tags, description)
 
-    def get_model_version(self, name: str, version) -> ModelVersion:
-        """One version of a registered model."""
-        return self._store.get_model_version(name, version)
+    def get_model_version(self, name: str, version, as_of=None) -> ModelVersion:
+        """One version of a registered model (``as_of``: as it was at that moment)."""
+        return self._store_at(as_of).get_model_version(name, version)
 
     def get_model_version_download_uri(self, name: str, version) -> str:
         """The local folder holding a version's model files (checked against their sha256)."""
@@ -111,11 +116,16 @@ class RegistryClientMixin:
     def search_model_versions(self, filter_string: str | None = None,
                               max_results: int = MODEL_VERSIONS_DEFAULT,
                               order_by: list[str] | None = None,
-                              page_token: str | None = None) -> PagedList:
-        """A page of versions matching a filter such as ``name = 'taxi' AND tags.team = 'ml'``."""
+                              page_token: str | None = None, as_of=None) -> PagedList:
+        """A page of versions matching a filter such as ``name = 'taxi' AND tags.team = 'ml'``.
+
+        ``as_of`` (a datetime, an ISO string or epoch ms; the team store only): the versions,
+        stages and tags as they were at that moment, e.g. ``current_stage = 'Production'``.
+        """
         limit = check_max_results(max_results, MODEL_VERSIONS_PAGE_LIMIT, allow_zero=True)
+        store = self._store_at(as_of)
         return page_of(
-            lambda n: self._store.search_model_versions(filter_string, n, order_by),
+            lambda n: store.search_model_versions(filter_string, n, order_by),
             limit, page_token)
 
     def update_model_version(self, name: str, version, description: str | None = None):
@@ -150,13 +160,17 @@ class RegistryClientMixin:
         """Remove an alias."""
         self._store.delete_registered_model_alias(name, alias)
 
-    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        """The version an alias points at."""
-        return self._store.get_model_version_by_alias(name, alias)
+    def get_model_version_by_alias(self, name: str, alias: str, as_of=None) -> ModelVersion:
+        """The version an alias points at (``as_of``: pointed at then; team store only)."""
+        return self._store_at(as_of).get_model_version_by_alias(name, alias)
 
-    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list:
-        """The newest version in each stage, or in each of ``stages``."""
-        return self._store.get_latest_versions(name, stages)
+    def get_latest_versions(self, name: str, stages: list[str] | None = None,
+                            as_of=None) -> list:
+        """The newest version in each stage, or in each of ``stages``.
+
+        ``as_of`` (team store only): as they were at that moment, e.g. what was in Production.
+        """
+        return self._store_at(as_of).get_latest_versions(name, stages)
 
     def resolve_model_version(self, model_uri: str) -> ModelVersion:
         """The version a ``models:/`` URI names (by number, stage, ``latest`` or alias)."""

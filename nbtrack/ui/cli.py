@@ -48,6 +48,8 @@ def _store_location(args) -> tuple[str, str]:
 
 
 def _has_store(location: str) -> bool:
+    if location.startswith("ducklake:"):
+        return True  # a team store: opening it says if it is not there
     path = Path(location)
     return path.is_file() if path.suffix == ".duckdb" else (path / DB_FILE).is_file()
 
