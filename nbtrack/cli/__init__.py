@@ -17,7 +17,7 @@ __all__ = ["main", "runs_table"]
 
 COMMAND_MODULES = ("nbtrack.cli.runs", "nbtrack.cli.models", "nbtrack.cli.storage",
                    "nbtrack.cli.notebooks", "nbtrack.interop.cli",
-                   "nbtrack.ui.cli")
+                   "nbtrack.ui.cli", "nbtrack.team.cli")
 
 
 def _version() -> str:
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from nbtrack.exceptions import NbtrackError
 
     try:
-        open_store(args, commands, read_only=getattr(args, "read_only", False))
+        if getattr(args, "needs_store", True):  # not `nbtrack team`: it sets a store up
+            open_store(args, commands, read_only=getattr(args, "read_only", False))
         return int(args.func(args) or 0)
     except (CliError, NbtrackError) as exc:
         print(f"nbtrack: {exc}", file=sys.stderr)

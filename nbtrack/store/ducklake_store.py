@@ -42,6 +42,7 @@ from nbtrack.store import lake_extensions, lake_snapshots, lake_sql, run_index, 
 from nbtrack.store.connection import HeldConnection
 from nbtrack.store.duckdb_store import DuckDBStore, close_at_exit
 from nbtrack.store.experiments import ARTIFACTS_DIR
+from nbtrack.store.lake_registry import LakeRegistryMixin
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.write_path import WritePath
 
@@ -79,8 +80,8 @@ def _retried(name: str):
     def call(self, *args, **kwargs):
         attempt = 0
         while True:
-            try:
-                return method(self, *args, **kwargs)
+            try:  # the next class's method in DuckLakeStore's MRO (its mixins come first)
+                return getattr(super(DuckLakeStore, self), name)(*args, **kwargs)
             except Exception as exc:
                 attempt += 1
                 if not lake_sql.is_conflict(exc) or attempt >= CONFLICT_TRIES:
@@ -281,7 +282,7 @@ class LakeConnections(HeldConnection[lake_sql.LakeConnection]):
                 conn.close()
 
 
-class DuckLakeStore(DuckDBStore):
+class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
     """The team store: the embedded store's operations on a DuckLake (see above).
 
     ``create``: make the lake and its tables if the catalog database has none; otherwise a
@@ -305,7 +306,7 @@ class DuckLakeStore(DuckDBStore):
                 f"The team store's data folder {parts['data']} does not exist on this machine. "
                 "Mount the team's shared folder there (or fix ?data= in the URI).")
         self._connection = LakeConnections(  # type: ignore[assignment]
-            uri, parts, self._prepare_lake, password, create)
+            uri, parts, self._open_lake, password, create)
         self.db_path = self._connection.db_path
         self.sync_writes = os.environ.get("NBTRACK_SYNC_WRITES", "").lower() in ("1", "true")
         self._writes = WritePath(self.root, self._connection,

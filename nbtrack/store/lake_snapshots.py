@@ -23,6 +23,7 @@ from pathlib import Path
 
 from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
 from nbtrack.store import lake_extensions, run_index, run_queries, sandbox
+from nbtrack.store.lake_registry import GuardedReadsMixin
 from nbtrack.store.model_registry import RegistryMixin
 
 #: how many snapshots a store keeps attached at once
@@ -140,7 +141,7 @@ class Pinned:
             self.conn.close()
 
 
-class SnapshotStore(RegistryMixin):
+class SnapshotStore(GuardedReadsMixin, RegistryMixin):
     """The team store as it was at ``as_of_ms``: the store's read methods, read-only.
 
     It reads the newest snapshot committed by then (``snapshot_id``, of ``snapshot_ms``).
@@ -149,6 +150,7 @@ class SnapshotStore(RegistryMixin):
     def __init__(self, pinned: Pinned, snapshot_id: int, snapshot_ms: int, as_of_ms: int,
                  root: Path, artifact_root: Path) -> None:
         self.snapshot_id, self.snapshot_ms, self.as_of_ms = snapshot_id, snapshot_ms, as_of_ms
+        self.guarded_as_of_ms = as_of_ms  # stages and aliases as PostgreSQL had them then
         self.root, self.artifact_root = root, artifact_root  # the live store's, for paths
         self._connection = pinned  # type: ignore[assignment]
 

@@ -246,7 +246,9 @@ def _remove_merged_dead(conn, folder: Path, cache: dict, own, dead: list[str],
                 f"before was merged. It was renamed to {name}.damaged: run `nbtrack doctor` "
                 "on the store to see what it holds."
             )
-    stale = [name for name in offsets if name not in names and not own(name)]
+    # only the offsets of the dead segments removed here: on a team store the offsets table is
+    # shared, and other machines' segments are never in this folder
+    stale = [name for name in gone if name not in names and name in offsets]
     if stale:
         conn.execute("DELETE FROM spool_offsets WHERE segment IN (SELECT unnest(?))", [stale])
         for name in stale:

@@ -230,6 +230,7 @@ class Client(ArtifactsClientMixin, ImportClientMixin, RegistryClientMixin):
             env_hash, env = environment.current_environment()
             self._store.add_environment(env_hash, env)
         user = str(system["user_id"]) if "user_id" in system else host.user()
+        user = getattr(self._store, "role", None) or user  # the team store: the PostgreSQL role
         new = NewRun(
             run_id=run_id,
             experiment_id=str(experiment_id),
