@@ -48,10 +48,13 @@ def _differences_from_a_rebuild(store) -> dict:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_index_matches_a_rebuild_after_random_work(client, experiment_id, seed):
+def test_index_matches_a_rebuild_after_random_work(client, experiment_id, seed, request):
     rng = random.Random(seed)
     runs = []
-    for _ in range(120):
+    # the same code keeps the index on both stores; on the team store, where each change is a
+    # catalog commit (~0.15 s), fewer steps per seed keep the suite's time in bounds
+    steps = 120 if request.node.callspec.params.get("store_dir") != "ducklake" else 40
+    for _ in range(steps):
         action = rng.random()
         if action < 0.15 or not runs:
             runs.append(client.create_run(experiment_id).info.run_id)
