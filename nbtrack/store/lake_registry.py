@@ -41,6 +41,7 @@ from dataclasses import replace
 from nbtrack.entities import ModelVersion, check_stage
 from nbtrack.exceptions import InvalidValueError, NotFoundError
 from nbtrack.store.lake_sql import CATALOG, LakePermissionError
+from nbtrack.store.model_registry import check_alias
 
 #: DuckLake's own attachment of the catalog database (the postgres extension's name for it)
 METADATA = f"__ducklake_metadata_{CATALOG}"
@@ -401,11 +402,7 @@ class LakeRegistryMixin(GuardedReadsMixin):
 
     def set_registered_model_alias(self, name: str, alias: str, version) -> None:
         """Point ``alias`` at a version (PostgreSQL decides whether this role may)."""
-        reserved = alias.lower() == "latest" or (alias[:1] in "vV" and alias[1:].isdigit()) \
-            if isinstance(alias, str) else True
-        if reserved or not alias.strip():
-            raise InvalidValueError(f"{alias!r} cannot be an alias: use a name such as "
-                                    "'champion' (not 'latest' or 'v3').")
+        check_alias(alias)
         with self._connection.use() as conn:  # type: ignore[attr-defined]
             number, created = self._created(conn, name, version)
             old = self._alias_of(conn, name, alias)

@@ -49,6 +49,15 @@ FROM model_versions v
 """
 
 
+def check_alias(alias) -> None:
+    """Refuse an alias that is empty or that a ``models:/`` URI reads otherwise (latest, v3)."""
+    reserved = alias.lower() == "latest" or (alias[:1] in "vV" and alias[1:].isdigit()) \
+        if isinstance(alias, str) else True
+    if reserved or not alias.strip():
+        raise InvalidValueError(f"{alias!r} cannot be an alias: use a name such as "
+                                "'champion' (not 'latest' or 'v3').")
+
+
 def _version(row) -> ModelVersion:
     return ModelVersion(
         name=row[0], version=int(row[1]), source=row[2], run_id=row[3], current_stage=row[4],
@@ -350,11 +359,7 @@ class RegistryMixin:
 
     def set_registered_model_alias(self, name: str, alias: str, version) -> None:
         """Point ``alias`` at a version (moving it if it pointed elsewhere)."""
-        reserved = alias.lower() == "latest" or (alias[:1] in "vV" and alias[1:].isdigit()) \
-            if isinstance(alias, str) else True
-        if reserved or not alias.strip():
-            raise InvalidValueError(f"{alias!r} cannot be an alias: use a name such as "
-                                    "'champion' (not 'latest' or 'v3').")
+        check_alias(alias)
         with self._connection.transaction() as conn:
             number = self._require_version(conn, name, version)
             old = conn.execute("SELECT version FROM model_aliases WHERE name = ? AND alias = ?",
