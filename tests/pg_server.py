@@ -69,6 +69,10 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--pwfile", str(pwfile),
                   "-A", "scram-sha-256", "-E", "UTF8", "--no-locale")
         pwfile.unlink()
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its data folder (after ``stop``); wait until TCP answers."""
         options = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
                    "-c fsync=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l",
@@ -148,6 +152,14 @@ class PostgresServer:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the test session, stopped and removed at its end."""
+    yield from running_server()
+
+
+def running_server() -> Iterator[PostgresServer]:
+    """Start a server of its own (skipping where PostgreSQL is missing); stop it afterwards.
+
+    A test that stops its server (an outage) uses one of these rather than the session's.
+    """
     # CI installs PostgreSQL and sets NBTRACK_REQUIRE_POSTGRES=1: there, a skip is a failure
     missing = pytest.fail if os.environ.get("NBTRACK_REQUIRE_POSTGRES") == "1" else pytest.skip
     bin_dir = postgres_bin_dir()

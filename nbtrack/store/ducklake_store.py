@@ -368,16 +368,24 @@ class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
         self._check_writes()
         self._writes.sync()
         with self._connection.use() as conn:
-            for attempt in range(CONFLICT_TRIES):
-                try:
-                    self._writes.merge(conn)
-                    break
-                except lake_sql.LakeConflictError:
-                    if attempt == CONFLICT_TRIES - 1:
-                        raise
-                    _back_off(attempt)
+            self._merge_until_done(conn)
             self._check_writes()
             return fn(conn, self, *args, **kwargs)
+
+    def _merge_until_done(self, conn) -> None:
+        """Merge this machine's spool, again after each conflict with another machine's merge.
+
+        A conflict means another machine committed first: trying again soon succeeds, where
+        giving up would leave the values in this machine's spool until its next process.
+        """
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                self._writes.merge(conn)
+                return
+            except lake_sql.LakeConflictError:
+                if attempt == CONFLICT_TRIES - 1:
+                    raise
+                _back_off(attempt)
 
     def _after_merge(self, conn, report) -> None:
         if report.frames:
@@ -409,9 +417,21 @@ class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
         return snapshots.at(as_of)
 
     def close(self, merge_timeout: float | None = None) -> None:
-        """Close the snapshots this process opened, then the store."""
+        """Close the snapshots this process opened, merge (past conflicts), close the store.
+
+        Machines ending at once conflict at their last merge; each is retried, so that a run's
+        last values reach the lake now and not when this machine next opens the store. In an
+        outage (the catalog or the data folder unreachable) they stay in the spool.
+        """
         if self._snapshots is not None:
             self._snapshots.close()
+        try:
+            self._writes.sync()
+            timeout = self._connection.timeout if merge_timeout is None else merge_timeout
+            with self._connection.use(timeout) as conn:
+                self._merge_until_done(conn)
+        except Exception:  # the write path's own close below tries once more and reports
+            pass
         super().close(merge_timeout)
 
     def rebuild_index(self) -> None:

@@ -10,8 +10,9 @@ A write that the store refuses (a bug, a value that slipped past the checks) mus
 the others: the merge then tries frames alone, and halves of a bad frame, in transactions that
 are rolled back, until each bad write is alone. The good writes are stored, the bad ones go to
 ``spool_rejects`` with their error, all in one final transaction. Failures of the machine rather
-than of a value (a full disk, the store's file damaged, the lock not to be had) leave everything
-in the spool and are raised to the caller.
+than of a value (a full disk, the store's file damaged, the lock not to be had, a team store's
+commit refused because another machine's conflicting one came first) leave everything in the
+spool and are raised to the caller, without isolating frames: that would only repeat the work.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbtrack.clock import now_ms
+from nbtrack.exceptions import StoreBusyError
 from nbtrack.store import frames, spool
 from nbtrack.store.batch_writer import write_batch
 from nbtrack.store.pending import Batch
@@ -133,8 +135,8 @@ def _apply(conn, found: list[Frame], offsets: dict[str, int], report: MergeRepor
     try:
         warnings = _commit(conn, combined, found, [], offsets)
     except Exception as exc:
-        if is_machine_failure(exc):
-            raise
+        if is_machine_failure(exc) or isinstance(exc, StoreBusyError):
+            raise  # not a value's fault: trying frames alone would only repeat the refusal
         kept, bad = _isolate(conn, good)
         rejects = [(f.segment, f.start, error, frames.encode(part)) for f, part, error in bad]
         rejects += [(f.segment, f.start, f.error or "the frame could not be decoded", f.payload)
