@@ -1,0 +1,110 @@
+"""The team store with its data on S3 (``?data=s3://bucket/prefix``), on a real moto server.
+
+Each test gets a bucket of its own and a new lake in a new PostgreSQL database; the person's
+credentials come from the AWS environment that ``s3_server`` sets, never the URI.
+"""
+
+from __future__ import annotations
+
+import pytest
+from s3_server import s3_server  # noqa: F401  (a pytest fixture)
+
+import nbtrack
+from nbtrack.store import registry
+from nbtrack.store.ducklake_store import DuckLakeStore, TeamStoreURIError, parse_uri
+from nbtrack.store.lake_s3 import S3CredentialsError
+from nbtrack.tracking.state import state
+
+pytestmark = pytest.mark.slow
+
+
+class S3Lake:
+    """A test's team store on S3: its URI, bucket and prefix."""
+
+    def __init__(self, pg, s3, tmp_path, spool: str = "spool") -> None:
+        self.pg, self.s3 = pg, s3
+        self.database = pg.create_database("s3lake")
+        self.bucket = s3.create_bucket("team")
+        self.prefix = "lake/exp"
+        self.tmp_path = tmp_path
+        self.uri = self.machine_uri(spool)
+
+    def machine_uri(self, spool: str) -> str:
+        """The URI as a machine with its own spool folder writes it."""
+        return (f"ducklake:postgresql://{self.pg.user}@{self.pg.host}:{self.pg.port}/"
+                f"{self.database}?data=s3://{self.bucket}/{self.prefix}"
+                f"&spool={self.tmp_path / spool}")
+
+
+@pytest.fixture
+def lake(postgres_server, s3_server, tmp_path, monkeypatch):  # noqa: F811  (fixtures)
+    """A new team store with its data on a new bucket, made as ``nbtrack team init`` does."""
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    made = S3Lake(postgres_server, s3_server, tmp_path)
+    DuckLakeStore(made.uri, create=True).close()
+    yield made
+    state.reset()
+    registry.forget_stores()
+    postgres_server.psql(f'DROP DATABASE IF EXISTS "{made.database}" WITH (FORCE)')
+
+
+def test_the_uri_takes_a_bucket_and_prefix_and_refuses_odd_ones():
+    parts = parse_uri("ducklake:postgresql://me@db/team?data=s3://bucket/some/prefix/")
+    assert parts["data"] == "s3://bucket/some/prefix"
+    for bad in ("s3://", "s3:///prefix", "s3://bucket/a/../b", "gs://bucket/x"):
+        with pytest.raises(TeamStoreURIError):
+            parse_uri(f"ducklake:postgresql://me@db/team?data={bad}")
+
+
+def test_runs_and_search_keep_their_parquet_files_in_the_bucket(lake):
+    nbtrack.set_tracking_uri(lake.uri)
+    for lr in (0.1, 0.2, 0.3):
+        with nbtrack.start_run():
+            nbtrack.log_param("lr", lr)
+            for step in range(30):  # more rows than DuckLake inlines: a Parquet file
+                nbtrack.log_metric("loss", lr * step, step=step)
+    runs = nbtrack.search_runs(filter_string="params.lr != '0.1'", order_by=["params.lr"])
+    assert list(runs["params.lr"]) == ["0.2", "0.3"]
+    history = nbtrack.Client().get_metric_history(runs["run_id"][0], "loss")
+    assert [m.step for m in history] == list(range(30))
+    parquet = [k for k in lake.s3.keys(lake.bucket) if k.endswith(".parquet")]
+    assert parquet and all(k.startswith(lake.prefix + "/") for k in parquet)
+    assert not list(lake.tmp_path.rglob("*.parquet")), "no data file may be local"
+
+
+def test_sql_reaches_neither_local_files_nor_other_buckets(lake):
+    other = lake.s3.create_bucket("other")
+    lake.s3.client().put_object(Bucket=other, Key="secret.csv", Body=b"a\n1\n")
+    lake.s3.client().put_object(Bucket=lake.bucket, Key="lake/other/secret.csv", Body=b"a\n1\n")
+    nbtrack.set_tracking_uri(lake.uri)
+    with nbtrack.start_run():
+        nbtrack.log_metric("m", 1.0)
+    assert len(nbtrack.sql("SELECT * FROM runs")) == 1
+    for query in ("SELECT * FROM read_text('/etc/passwd')",
+                  f"SELECT * FROM read_csv('s3://{other}/secret.csv')",
+                  f"SELECT * FROM read_csv('s3://{lake.bucket}/lake/other/secret.csv')",
+                  f"COPY (SELECT 1) TO 's3://{other}/out.parquet'"):
+        with pytest.raises(Exception, match=r"refused|disabled|read-only SELECT"):
+            nbtrack.sql(query)
+    assert lake.s3.keys(other) == ["secret.csv"]
+
+
+def test_without_credentials_the_error_says_where_they_come_from(lake, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    with pytest.raises(S3CredentialsError, match=r"AWS_ACCESS_KEY_ID.*AWS_PROFILE"):
+        DuckLakeStore(lake.machine_uri("spool-2"))
+
+
+def test_credentials_come_from_a_profile_too(lake, monkeypatch, tmp_path):
+    key, secret = lake.s3.environment()["AWS_ACCESS_KEY_ID"], "from-the-profile"
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    profile = tmp_path / "credentials"
+    profile.write_text(f"[team]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(profile))
+    monkeypatch.setenv("AWS_PROFILE", "team")
+    nbtrack.set_tracking_uri(lake.machine_uri("spool-2"))
+    with nbtrack.start_run():
+        nbtrack.log_metric("m", 2.0)
+    assert list(nbtrack.search_runs()["metrics.m"]) == [2.0]
