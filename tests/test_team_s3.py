@@ -6,6 +6,11 @@ credentials come from the AWS environment that ``s3_server`` sets, never the URI
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from s3_server import s3_server  # noqa: F401  (a pytest fixture)
 
@@ -108,3 +113,53 @@ def test_credentials_come_from_a_profile_too(lake, monkeypatch, tmp_path):
     with nbtrack.start_run():
         nbtrack.log_metric("m", 2.0)
     assert list(nbtrack.search_runs()["metrics.m"]) == [2.0]
+
+
+MACHINE_TWO = """
+import sys
+import nbtrack
+nbtrack.set_tracking_uri(sys.argv[1])
+import nbtrack.sklearn
+for uri in sys.argv[2:]:
+    print(nbtrack.sklearn.load_model(uri).predict([[4.0]])[0])
+"""
+
+
+def test_artifacts_and_models_live_in_the_bucket_and_load_on_another_machine(lake, tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    nbtrack.set_tracking_uri(lake.uri)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with nbtrack.start_run() as run:
+        nbtrack.log_artifact(str(notes), "docs")
+        nbtrack.log_text("more", "docs/more.txt")
+        info = nbtrack.sklearn.log_model(LinearRegression().fit([[0], [1]], [0, 2]), name="model",
+                                         registered_model_name="line")
+    run_id = run.info.run_id
+    keys = lake.s3.keys(lake.bucket, f"{lake.prefix}/artifacts/{run_id}/")
+    assert f"{lake.prefix}/artifacts/{run_id}/docs/notes.txt" in keys
+    assert any(k.endswith("/MLmodel") for k in keys)
+    with pytest.raises(Exception, match="climbs out"):
+        nbtrack.log_text("x", "../../escape.txt")  # no active run: the check comes first
+    # another machine: its own spool, so its own (empty) artifact cache
+    other = lake.machine_uri("spool-2")
+    nbtrack.set_tracking_uri(other)
+    client = nbtrack.Client()
+    assert [f.path for f in client.list_artifacts(run_id, "docs")] == ["docs/more.txt",
+                                                                        "docs/notes.txt"]
+    copied = client.download_artifacts(run_id, "docs/notes.txt", tmp_path / "out")
+    assert Path(copied).read_text() == "hello"
+    done = subprocess.run(
+        [sys.executable, "-c", MACHINE_TWO, lake.machine_uri("spool-3"), info.model_uri,
+         "models:/line/1"], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(nbtrack.__file__))})
+    assert done.returncode == 0, done.stderr
+    assert [round(float(x), 6) for x in done.stdout.split()] == [8.0, 8.0]
+    assert (tmp_path / "spool-3" / "artifacts" / run_id / "model" / "MLmodel").is_file()
+    # a key that someone put in the bucket to climb out of the run is refused, never fetched
+    lake.s3.client().put_object(Bucket=lake.bucket, Body=b"x",
+                                Key=f"{lake.prefix}/artifacts/{run_id}/a/../../../../escaped")
+    with pytest.raises(Exception, match="climbs out"):
+        client.list_artifacts(run_id)
+    assert not list(tmp_path.rglob("escaped"))

@@ -316,6 +316,7 @@ class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
         self.data = parts["data"]
         if lake_s3.is_s3(self.data):  # artifacts are kept in the bucket, cached here
             self.artifact_root = self.root / ARTIFACTS_DIR
+            self.artifact_remote = f"{self.data}/{ARTIFACTS_DIR}"
         else:
             self.artifact_root = Path(self.data) / ARTIFACTS_DIR
             if not create and not Path(self.data).is_dir():
