@@ -23,8 +23,21 @@ class S3AccessError(NbtrackError):
     """The object store refused a read or a write with the person's credentials."""
 
 
+def _code(exc: BaseException | None) -> str:
+    """The S3 error code of ``exc`` or of an error it was raised from (boto3 wraps some)."""
+    first = type(exc).__name__
+    while exc is not None:
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code"):
+            return str(response["Error"]["Code"])
+        if "(AccessDenied)" in str(exc):  # boto3's S3UploadFailedError keeps only the text
+            return "AccessDenied"
+        exc = exc.__cause__ or exc.__context__
+    return first
+
+
 def _refusal(exc: Exception, action: str, url: str) -> NbtrackError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    code = _code(exc)
     if code in ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
                 "SignatureDoesNotMatch"):
         return S3AccessError(
@@ -53,11 +66,13 @@ class S3RunArtifacts(RunArtifacts):
         return f"s3://{self.bucket}/{self.prefix}/{relative}"
 
     def _upload(self, rows: list[tuple]) -> list[tuple]:
-        for relative, *_ in rows:
+        for number, (relative, *_) in enumerate(rows):
             try:
                 self.client.upload_file(str(self._inside(relative)), self.bucket,
                                         f"{self.prefix}/{relative}")
             except Exception as exc:
+                for left, *_ in rows[number:]:  # the cache holds only what the bucket holds
+                    self._inside(left).unlink(missing_ok=True)
                 raise _refusal(exc, "write", self._url(relative)) from None
         return rows
 

@@ -33,6 +33,11 @@ class S3Server:
         self.process, self.port = process, port
         self.endpoint = f"http://127.0.0.1:{port}"
 
+    def stop(self) -> None:
+        """Stop the server process."""
+        self.process.terminate()
+        self.process.wait(10)
+
     def environment(self) -> dict[str, str]:
         """The AWS variables a person sets to use this server."""
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -64,34 +69,46 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """One moto S3 server for the test session, its AWS variables set for the session."""
+def start_s3_server() -> S3Server:
+    """Start a moto S3 server on a free port and wait until it answers."""
     pytest.importorskip("moto", reason='moto is not installed: pip install "moto[server]"')
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = S3Server(process, port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return S3Server(process, port)
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("moto's S3 server did not start") from None
+            time.sleep(0.1)
+
+
+def use_server(monkeypatch: pytest.MonkeyPatch, server: S3Server, key: str = ACCESS_KEY,
+               secret: str = SECRET_KEY) -> None:
+    """Point the AWS environment at ``server`` with these keys, and at no profile."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in server.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One moto S3 server for the test session, its AWS variables set for the session."""
+    server = start_s3_server()
     monkeypatch = pytest.MonkeyPatch()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto's S3 server did not start") from None
-                time.sleep(0.1)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in server.environment().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        use_server(monkeypatch, server)
         yield server
     finally:
         monkeypatch.undo()
-        process.terminate()
-        process.wait(10)
+        server.stop()

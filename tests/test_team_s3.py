@@ -6,15 +6,24 @@ credentials come from the AWS environment that ``s3_server`` sets, never the URI
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from s3_server import s3_server  # noqa: F401  (a pytest fixture)
+from s3_server import (  # noqa: F401  (s3_server: a pytest fixture)
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    s3_server,
+    start_s3_server,
+    use_server,
+)
 
 import nbtrack
+from nbtrack.artifact_s3 import S3AccessError
 from nbtrack.store import registry
 from nbtrack.store.ducklake_store import DuckLakeStore, TeamStoreURIError, parse_uri
 from nbtrack.store.lake_s3 import S3CredentialsError
@@ -26,10 +35,10 @@ pytestmark = pytest.mark.slow
 class S3Lake:
     """A test's team store on S3: its URI, bucket and prefix."""
 
-    def __init__(self, pg, s3, tmp_path, spool: str = "spool") -> None:
+    def __init__(self, pg, s3, tmp_path, spool: str = "spool", bucket: str = "") -> None:
         self.pg, self.s3 = pg, s3
         self.database = pg.create_database("s3lake")
-        self.bucket = s3.create_bucket("team")
+        self.bucket = bucket or s3.create_bucket("team")
         self.prefix = "lake/exp"
         self.tmp_path = tmp_path
         self.uri = self.machine_uri(spool)
@@ -163,3 +172,72 @@ def test_artifacts_and_models_live_in_the_bucket_and_load_on_another_machine(lak
     with pytest.raises(Exception, match="climbs out"):
         client.list_artifacts(run_id)
     assert not list(tmp_path.rglob("escaped"))
+
+
+def _iam_user(iam, name: str, actions: list[str]) -> tuple[str, str]:
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+@pytest.fixture
+def enforcing_s3(monkeypatch):
+    """A moto server of this test's own that enforces IAM: a writer's and a reader's keys."""
+    import boto3
+
+    server = start_s3_server()
+    try:
+        iam = boto3.client("iam", endpoint_url=server.endpoint, aws_access_key_id=ACCESS_KEY,
+                           aws_secret_access_key=SECRET_KEY, region_name=REGION)
+        keys = {"writer": _iam_user(iam, "writer", ["s3:*"]),
+                "reader": _iam_user(iam, "reader", ["s3:GetObject", "s3:ListBucket"])}
+        bucket = server.create_bucket("team")
+        # from here on every request needs an IAM user's key, and its policy is checked
+        assert requests_post(f"{server.endpoint}/moto-api/reset-auth", b"0")["status"] == "ok"
+        yield server, keys, bucket
+    finally:
+        server.stop()
+
+
+def requests_post(url: str, body: bytes) -> dict:
+    """POST ``body`` to ``url``; the JSON answer."""
+    from urllib.request import Request, urlopen
+
+    request = Request(url, data=body, headers={"Content-Type": "text/plain"})
+    with urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def test_a_readers_s3_key_reads_everything_but_its_writes_are_refused_clearly(
+        postgres_server, enforcing_s3, monkeypatch, tmp_path):
+    server, keys, bucket = enforcing_s3
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    use_server(monkeypatch, server, *keys["writer"])
+    made = S3Lake(postgres_server, server, tmp_path, bucket=bucket)
+    DuckLakeStore(made.uri, create=True).close()
+    nbtrack.set_tracking_uri(made.uri)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("by the writer")
+    with nbtrack.start_run() as run:
+        nbtrack.log_artifact(str(notes))
+        for step in range(30):
+            nbtrack.log_metric("loss", 1.0 / (step + 1), step=step)
+    state.reset()
+    registry.forget_stores()
+
+    use_server(monkeypatch, server, *keys["reader"])  # another person, another machine
+    nbtrack.set_tracking_uri(made.machine_uri("reader-spool"))
+    client = nbtrack.Client()
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 30
+    copied = client.download_artifacts(run.info.run_id, "notes.txt", tmp_path / "out")
+    assert Path(copied).read_text() == "by the writer"
+    url = f"s3://{made.bucket}/{made.prefix}/artifacts/{run.info.run_id}/more.txt"
+    with pytest.raises(S3AccessError, match=f"refused to write {url} \\(AccessDenied\\)"):
+        client.log_text(run.info.run_id, "by the reader", "more.txt")
+    assert "more.txt" not in [f.path for f in client.list_artifacts(run.info.run_id)]
+    state.reset()
+    registry.forget_stores()
+    postgres_server.psql(f'DROP DATABASE IF EXISTS "{made.database}" WITH (FORCE)')
