@@ -19,10 +19,6 @@ from nbtrack.exceptions import NbtrackError
 from nbtrack.store import lake_s3
 
 
-class S3AccessError(NbtrackError):
-    """The object store refused a read or a write with the person's credentials."""
-
-
 def _code(exc: BaseException | None) -> str:
     """The S3 error code of ``exc`` or of an error it was raised from (boto3 wraps some)."""
     first = type(exc).__name__
@@ -40,12 +36,8 @@ def _refusal(exc: Exception, action: str, url: str) -> NbtrackError:
     code = _code(exc)
     if code in ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
                 "SignatureDoesNotMatch"):
-        return S3AccessError(
-            f"The object store refused to {action} {url} ({code}): the S3 credentials in use "
-            "(AWS_ACCESS_KEY_ID or AWS_PROFILE) do not allow it. A reader's credentials may "
-            "read but not write; ask the team's maintainer for a writer's. Nothing was lost: "
-            "the file is still where it was logged from.")
-    return S3AccessError(f"Could not {action} {url}: {code}: {exc}")
+        return lake_s3.access_error(action, url, code)
+    return NbtrackError(f"Could not {action} {url}: {code}: {exc}")
 
 
 class S3RunArtifacts(RunArtifacts):

@@ -23,10 +23,9 @@ from s3_server import (  # noqa: F401  (s3_server: a pytest fixture)
 )
 
 import nbtrack
-from nbtrack.artifact_s3 import S3AccessError
 from nbtrack.store import registry
 from nbtrack.store.ducklake_store import DuckLakeStore, TeamStoreURIError, parse_uri
-from nbtrack.store.lake_s3 import S3CredentialsError
+from nbtrack.store.lake_s3 import S3AccessError, S3CredentialsError
 from nbtrack.tracking.state import state
 
 pytestmark = pytest.mark.slow
@@ -238,6 +237,20 @@ def test_a_readers_s3_key_reads_everything_but_its_writes_are_refused_clearly(
     with pytest.raises(S3AccessError, match=f"refused to write {url} \\(AccessDenied\\)"):
         client.log_text(run.info.run_id, "by the reader", "more.txt")
     assert "more.txt" not in [f.path for f in client.list_artifacts(run.info.run_id)]
+
+    with nbtrack.start_run() as mine:  # logging never blocks nor raises ...
+        for step in range(30):  # more than DuckLake inlines: a Parquet file to write
+            nbtrack.log_metric("acc", step / 30, step=step)
+    data = f"s3://{made.bucket}/{made.prefix}/main/"
+    with pytest.raises(S3AccessError, match=f"refused to write {data}.*reader's credentials"):
+        nbtrack.search_runs()  # ... the merge is refused, and says so
+    with pytest.raises(S3AccessError):
+        registry.forget_stores()  # closing tries once more
+    state.reset()
+    use_server(monkeypatch, server, *keys["writer"])  # the same machine, a writer's key
+    nbtrack.set_tracking_uri(made.machine_uri("reader-spool"))
+    history = nbtrack.Client().get_metric_history(mine.info.run_id, "acc")
+    assert len(history) == 30, "the refused values waited in the spool"
     state.reset()
     registry.forget_stores()
     postgres_server.psql(f'DROP DATABASE IF EXISTS "{made.database}" WITH (FORCE)')

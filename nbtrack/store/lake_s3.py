@@ -11,6 +11,7 @@ attached: it lives in that connection's memory only. ``httpfs`` is loaded only f
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlparse
 
 from nbtrack.exceptions import NbtrackError
@@ -23,6 +24,32 @@ SECRET = "nbtrack_lake_s3"
 
 class S3CredentialsError(NbtrackError):
     """No S3 credentials were found for a team store whose data is on S3."""
+
+
+class S3AccessError(NbtrackError, PermissionError):
+    """The object store refused a read or a write with the person's S3 credentials.
+
+    A ``PermissionError`` (so an ``OSError``): a merge it stops keeps its values in the spool.
+    """
+
+
+#: how DuckDB's httpfs words a refused request
+_FORBIDDEN = re.compile(r"URL (s3://\S+?):? Forbidden \(HTTP code 403\)")
+
+
+def access_error(action: str, url: str, code: str) -> S3AccessError:
+    """The error for a refused ``action`` ("read", "write") of ``url``, saying what to do."""
+    return S3AccessError(
+        f"The object store refused to {action} {url} ({code}): the S3 credentials in use "
+        "(AWS_ACCESS_KEY_ID or AWS_PROFILE) do not allow it. A reader's credentials may read "
+        "the team store but not write it; ask the team's maintainer for a writer's. Nothing "
+        "was lost: logged values wait in this machine's spool, files where they came from.")
+
+
+def refused(exc: BaseException, action: str) -> S3AccessError | None:
+    """``access_error`` for a DuckDB error that is S3 refusing a request, else None."""
+    found = _FORBIDDEN.search(str(exc))
+    return access_error(action, found.group(1), "AccessDenied") if found else None
 
 
 def is_s3(data: str) -> bool:
