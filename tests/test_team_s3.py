@@ -88,14 +88,14 @@ def test_runs_and_search_keep_their_parquet_files_in_the_bucket(lake):
 def test_sql_reaches_neither_local_files_nor_other_buckets(lake):
     other = lake.s3.create_bucket("other")
     lake.s3.client().put_object(Bucket=other, Key="secret.csv", Body=b"a\n1\n")
-    lake.s3.client().put_object(Bucket=lake.bucket, Key="lake/other/secret.csv", Body=b"a\n1\n")
+    lake.s3.client().put_object(Bucket=lake.bucket, Key="lake/exp2/secret.csv", Body=b"a\n1\n")
     nbtrack.set_tracking_uri(lake.uri)
     with nbtrack.start_run():
         nbtrack.log_metric("m", 1.0)
     assert len(nbtrack.sql("SELECT * FROM runs")) == 1
     for query in ("SELECT * FROM read_text('/etc/passwd')",
                   f"SELECT * FROM read_csv('s3://{other}/secret.csv')",
-                  f"SELECT * FROM read_csv('s3://{lake.bucket}/lake/other/secret.csv')",
+                  f"SELECT * FROM read_csv('s3://{lake.bucket}/lake/exp2/secret.csv')",
                   f"COPY (SELECT 1) TO 's3://{other}/out.parquet'"):
         with pytest.raises(Exception, match=r"refused|disabled|read-only SELECT"):
             nbtrack.sql(query)

@@ -15,7 +15,9 @@ the lake's ``changed`` row, so two of them on different machines conflict, and t
 again whole (``RETRIED``): version numbers stay unique and contiguous across machines.
 
 Artifacts are files under the lake's shared data folder (``<data>/artifacts/<run id>/``), so
-every machine reads what any machine logged. Opening a store never creates a lake: that is
+every machine reads what any machine logged; with ``?data=s3://bucket/prefix`` they are objects
+under that prefix, read through a cache in the local folder (``artifact_s3``), and the person's
+S3 credentials become a DuckDB secret (``lake_s3``). Opening a store never creates a lake: that is
 ``DuckLakeStore(uri, create=True)`` (what ``nbtrack team init`` does), so a mistyped URI or a
 read-only command cannot leave an empty catalog behind. What is still missing is listed in
 docs/team-store.md. Like the embedded store's, the connection reaches no file but the lake's
