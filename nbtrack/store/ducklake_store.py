@@ -325,7 +325,8 @@ class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
                 raise TeamStoreURIError(
                     f"The team store's data folder {self.data} does not exist on this "
                     "machine. Mount the team's shared folder there (or fix ?data= in the URI).")
-        self.artifact_root.mkdir(parents=True, exist_ok=True)
+        if create or self.artifact_remote:  # opening a shared folder leaves it untouched
+            self.artifact_root.mkdir(parents=True, exist_ok=True)
         self._connection = LakeConnections(  # type: ignore[assignment]
             uri, parts, self._open_lake, password, create)
         self.db_path = self._connection.db_path
