@@ -82,8 +82,10 @@ def test_the_uri_keeps_passwords_out_and_names_its_parts(tmp_path):
         ducklake_store.parse_uri("ducklake:postgresql://ana:secret@h/team?data=/x")
     with pytest.raises(NbtrackError, match="data="):
         ducklake_store.parse_uri("ducklake:postgresql://ana@h/team")
-    with pytest.raises(NbtrackError, match="not ready yet"):
-        ducklake_store.parse_uri("ducklake:postgresql://ana@h/team?data=s3://b/p")
+    assert ducklake_store.parse_uri("ducklake:postgresql://ana@h/team?data=s3://b/p/")[
+        "data"] == "s3://b/p"
+    with pytest.raises(NbtrackError, match="not supported"):
+        ducklake_store.parse_uri("ducklake:postgresql://ana@h/team?data=gs://b/p")
     with pytest.raises(NbtrackError, match="Unknown option"):
         ducklake_store.parse_uri("ducklake:postgresql://ana@h/team?data=/d&colour=red")
 

@@ -43,6 +43,9 @@ class Store(ABC):
 
     uri: str
     artifact_root: Path
+    #: where artifacts are kept when not in ``artifact_root`` (``s3://bucket/prefix/artifacts``);
+    #: ``artifact_root`` is then this machine's cache of them
+    artifact_remote: str | None = None
 
     # experiments -------------------------------------------------------------------------
     @abstractmethod

@@ -15,7 +15,9 @@ the lake's ``changed`` row, so two of them on different machines conflict, and t
 again whole (``RETRIED``): version numbers stay unique and contiguous across machines.
 
 Artifacts are files under the lake's shared data folder (``<data>/artifacts/<run id>/``), so
-every machine reads what any machine logged. Opening a store never creates a lake: that is
+every machine reads what any machine logged; with ``?data=s3://bucket/prefix`` they are objects
+under that prefix, read through a cache in the local folder (``artifact_s3``), and the person's
+S3 credentials become a DuckDB secret (``lake_s3``). Opening a store never creates a lake: that is
 ``DuckLakeStore(uri, create=True)`` (what ``nbtrack team init`` does), so a mistyped URI or a
 read-only command cannot leave an empty catalog behind. What is still missing is listed in
 docs/team-store.md. Like the embedded store's, the connection reaches no file but the lake's
@@ -38,7 +40,15 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from nbtrack.clock import now_ms
 from nbtrack.exceptions import NbtrackError, NotAStoreError, StoreBusyError, StoreVersionError
-from nbtrack.store import lake_extensions, lake_snapshots, lake_sql, run_index, sandbox, schema
+from nbtrack.store import (
+    lake_extensions,
+    lake_s3,
+    lake_snapshots,
+    lake_sql,
+    run_index,
+    sandbox,
+    schema,
+)
 from nbtrack.store.connection import HeldConnection
 from nbtrack.store.duckdb_store import DuckDBStore, close_at_exit
 from nbtrack.store.experiments import ARTIFACTS_DIR
@@ -154,10 +164,15 @@ def parse_uri(uri: str) -> dict[str, str]:
         raise TeamStoreURIError(
             f"The team store URI needs ?data=FOLDER (or s3://bucket/prefix) for the lake's "
             f"Parquet files: {uri!r}.")
-    if "://" in data and not data.startswith("file://"):
+    if lake_s3.is_s3(data):
+        try:
+            data = lake_s3.check_uri(data)
+        except ValueError as exc:
+            raise TeamStoreURIError(f"{exc}: {uri!r}.") from None
+    elif "://" in data and not data.startswith("file://"):
         raise TeamStoreURIError(
-            f"Data on {data.split('://')[0]}:// is not ready yet in the team store; use a "
-            "shared folder for now (see docs/team-store.md).")
+            f"Data on {data.split('://')[0]}:// is not supported; use s3://bucket/prefix or a "
+            "shared folder (see docs/team-store.md).")
     parts = {"host": parsed.hostname, "port": str(parsed.port) if parsed.port else None,
              "dbname": unquote(parsed.path.lstrip("/")) or None,
              "user": unquote(parsed.username) if parsed.username else None,
@@ -169,8 +184,9 @@ def parse_uri(uri: str) -> dict[str, str]:
     name = hashlib.sha256(f"{libpq} {data}".encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     local = Path(spool).expanduser() if spool else cache / "nbtrack" / "team" / name
-    return {"libpq": libpq, "data": str(Path(data.removeprefix("file://")).expanduser()),
-            "local": str(local.resolve())}
+    if not lake_s3.is_s3(data):
+        data = str(Path(data.removeprefix("file://")).expanduser())
+    return {"libpq": libpq, "data": data, "local": str(local.resolve())}
 
 
 class LakeConnections(HeldConnection[lake_sql.LakeConnection]):
@@ -201,7 +217,8 @@ class LakeConnections(HeldConnection[lake_sql.LakeConnection]):
         raw = duckdb.connect(config={"autoinstall_known_extensions": False,
                                      "autoload_known_extensions": False})
         try:
-            lake_extensions.load(raw, LAKE_EXTENSIONS)  # httpfs only once s3:// data is
+            lake_extensions.load(raw, LAKE_EXTENSIONS)
+            lake_s3.prepare(raw, self.data)  # httpfs and the person's secret, for s3:// only
             libpq = self.libpq + (f" password={self.password}" if self.password else "")
             target = f"ducklake:postgres:{libpq}".replace("'", "''")
             options = "" if self.create else ", CREATE_IF_NOT_EXISTS false"
@@ -298,13 +315,18 @@ class DuckLakeStore(LakeRegistryMixin, DuckDBStore):
         self.create = create
         self.root = Path(parts["local"])
         self.root.mkdir(parents=True, exist_ok=True)
-        self.artifact_root = Path(parts["data"]) / ARTIFACTS_DIR
-        if create:
+        self.data = parts["data"]
+        if lake_s3.is_s3(self.data):  # artifacts are kept in the bucket, cached here
+            self.artifact_root = self.root / ARTIFACTS_DIR
+            self.artifact_remote = f"{self.data}/{ARTIFACTS_DIR}"
+        else:
+            self.artifact_root = Path(self.data) / ARTIFACTS_DIR
+            if not create and not Path(self.data).is_dir():
+                raise TeamStoreURIError(
+                    f"The team store's data folder {self.data} does not exist on this "
+                    "machine. Mount the team's shared folder there (or fix ?data= in the URI).")
+        if create or self.artifact_remote:  # opening a shared folder leaves it untouched
             self.artifact_root.mkdir(parents=True, exist_ok=True)
-        elif not Path(parts["data"]).is_dir():
-            raise TeamStoreURIError(
-                f"The team store's data folder {parts['data']} does not exist on this machine. "
-                "Mount the team's shared folder there (or fix ?data= in the URI).")
         self._connection = LakeConnections(  # type: ignore[assignment]
             uri, parts, self._open_lake, password, create)
         self.db_path = self._connection.db_path

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from nbtrack.exceptions import InvalidValueError, NbtrackError, NotFoundError
-from nbtrack.store import lake_extensions, run_index, run_queries, sandbox
+from nbtrack.store import lake_extensions, lake_s3, run_index, run_queries, sandbox
 from nbtrack.store.lake_registry import GuardedReadsMixin
 from nbtrack.store.model_registry import RegistryMixin
 
@@ -102,7 +102,8 @@ def attach(libpq: str, data: str, snapshot: int):
     raw = duckdb.connect(config={"autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
     try:
-        lake_extensions.load(raw)
+        lake_extensions.load(raw, ("ducklake", "postgres_scanner"))
+        lake_s3.prepare(raw, data)
         target = f"ducklake:postgres:{libpq}".replace("'", "''")
         raw.execute(f"ATTACH '{target}' AS {CATALOG} (DATA_PATH '{data.rstrip('/')}/', "
                     f"SNAPSHOT_VERSION {int(snapshot)}, READ_ONLY)")

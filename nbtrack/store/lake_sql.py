@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from nbtrack.exceptions import NbtrackError, StoreBusyError
-from nbtrack.store import schema
+from nbtrack.store import lake_s3, schema
 
 _TABLE_KEY = re.compile(r"CREATE TABLE (\w+) \((.*?)\n?\);", re.DOTALL)
 _COLUMN_KEY = re.compile(r"^\s*(\w+) [^,]*?\bPRIMARY KEY\b", re.MULTILINE)
@@ -103,6 +103,10 @@ def _keys(table: str, sql: str) -> tuple[str, ...]:
     return keys
 
 
+#: the statements that only read: a refusal during one is a refused read
+_READS = ("SELECT", "WITH", "FROM", "DESCRIBE", "SHOW", "SUMMARIZE", "PRAGMA")
+
+
 class LakeConnection:
     """A store connection whose statements run on a DuckLake; every other attribute is passed on."""
 
@@ -113,7 +117,22 @@ class LakeConnection:
         return getattr(self.inner, name)
 
     def execute(self, sql, parameters=None):
-        """Run ``sql``, translating the two forms DuckLake refuses (see the module's docstring)."""
+        """Run ``sql``, translating the two forms DuckLake refuses (see the module's docstring).
+
+        S3 refusing a request (the person's key may not write) is ``lake_s3.S3AccessError``.
+        """
+        import duckdb
+
+        try:
+            return self._execute(sql, parameters)
+        except duckdb.HTTPException as exc:
+            word = sql.lstrip().split(None, 1)[0].upper() if isinstance(sql, str) else ""
+            error = lake_s3.refused(exc, "read" if word in _READS else "write")
+            if error is None:
+                raise
+            raise error from None
+
+    def _execute(self, sql, parameters):
         if isinstance(sql, str):
             word = sql.strip().upper()
             if word in ("COMMIT", "ROLLBACK"):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbtrack.artifact_files import RunArtifacts
+from nbtrack.artifact_s3 import S3RunArtifacts
 from nbtrack.capture.datasets import describe_dataset
 from nbtrack.entities import FileInfo
 from nbtrack.tracking import serialize
@@ -23,6 +24,9 @@ class ArtifactsClientMixin:
 
     # artifacts and inputs -----------------------------------------------------------------
     def _artifacts(self, run_id: str) -> RunArtifacts:
+        remote = self._store.artifact_remote
+        if remote:
+            return S3RunArtifacts(self._store.artifact_root, run_id, remote)
         return RunArtifacts(self._store.artifact_root, run_id)
 
     def _index(self, run_id: str, rows: list[tuple]) -> None:
@@ -89,5 +93,8 @@ class ArtifactsClientMixin:
         return self._artifacts(run_id).download(path, dst_path)
 
     def artifact_path(self, run_id: str) -> Path:
-        """The folder holding a run's artifacts."""
-        return self._artifacts(run_id).root
+        """The folder holding a run's artifacts (on S3: this machine's cache, made current)."""
+        artifacts = self._artifacts(run_id)
+        if isinstance(artifacts, S3RunArtifacts):
+            artifacts.fetch()
+        return artifacts.root
