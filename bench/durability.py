@@ -264,11 +264,15 @@ def _start_together(writers: list[Child]) -> float:
     return start
 
 
-def throughput(library: str, processes: int, sizes: dict) -> dict:
-    """Aggregate log_metric values per second, until durable, with ``processes`` writers."""
+def throughput(library: str, processes: int, sizes: dict,
+               store: tuple[str, str] | None = None) -> dict:
+    """Aggregate log_metric values per second, until durable, with ``processes`` writers.
+
+    ``store`` is a ``(uri, experiment_id)`` to log into; by default a new local store.
+    """
     with tempfile.TemporaryDirectory(prefix="nbtrack-durability-") as scratch:
         folder = Path(scratch)
-        uri, experiment_id = _store(library, folder)
+        uri, experiment_id = store or _store(library, folder)
         writers = [Child("writer", folder, library=library, uri=uri,
                          experiment_id=experiment_id, seconds=sizes["seconds"],
                          cap=sizes["cap"], pace=0, samples=None) for _ in range(processes)]
@@ -306,11 +310,14 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
-def lag(library: str, sizes: dict) -> dict:
-    """From log_metric returning to visible in a reader process, with several paced writers."""
+def lag(library: str, sizes: dict, store: tuple[str, str] | None = None) -> dict:
+    """From log_metric returning to visible in a reader process, with several paced writers.
+
+    ``store`` is a ``(uri, experiment_id)`` to log into; by default a new local store.
+    """
     with tempfile.TemporaryDirectory(prefix="nbtrack-durability-") as scratch:
         folder = Path(scratch)
-        uri, experiment_id = _store(library, folder)
+        uri, experiment_id = store or _store(library, folder)
         stop_file, seen_file = folder / "stop", folder / "seen.json"
         writers = [Child("writer", folder, library=library, uri=uri,
                          experiment_id=experiment_id, seconds=sizes["lag_seconds"],
